@@ -1,0 +1,1 @@
+"""Emitting events: the `EventEmitter` and the `Producer` seam."""

@@ -1,0 +1,42 @@
+"""The producer seam: how the emitter hands encoded events to a backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+
+class ProducerTimeout(Exception):
+    """The backend did not confirm a send in time."""
+
+
+class Producer(ABC):
+    """Sends encoded events to a backend.
+
+    Implement `send`; implement `publish` too when the backend can carry headers.
+    Optional `start()`/`stop()` coroutines are called by the emitter.
+    """
+
+    @abstractmethod
+    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
+        """Deliver `payload` to `topic`; raise `ProducerTimeout` when the backend times out."""
+
+
+@dataclass
+class OutgoingMessage:
+    """One encoded event on its way to a producer, as emitter middleware sees it."""
+
+    topic: str
+    payload: bytes
+    config: BaseModel | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SupportsPublish(Protocol):
+    """A producer that takes the whole outgoing message, headers included."""
+
+    async def publish(self, message: OutgoingMessage) -> None: ...
