@@ -12,7 +12,7 @@ from typing_extensions import Self
 class BackendSettings(BaseModel):
     """Base for a backend's settings. Unknown keys are rejected, naming the field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     @classmethod
     def from_url(cls, url: str) -> Self:

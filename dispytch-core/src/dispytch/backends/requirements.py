@@ -1,0 +1,65 @@
+"""Checking, before consuming, that a backend can give what a listener relies on."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+from dispytch.backends.backend import Backend
+from dispytch.backends.capabilities import Capabilities
+
+if TYPE_CHECKING:
+    from dispytch.listener.listener import EventListener
+
+logger = logging.getLogger("dispytch.backends")
+
+
+class CapabilityError(RuntimeError):
+    """A listener needs something its backend does not offer."""
+
+
+class CapabilityWarning(UserWarning):
+    """A listener's settings rely on something its backend only partly gives."""
+
+
+def check_requirements(backend: Backend, listener: EventListener) -> None:
+    """Raise `CapabilityError` for what cannot work; warn for what works with caveats."""
+    caps = backend.capabilities
+    unknown = listener.requires - set(Capabilities.__dataclass_fields__)
+    if unknown:
+        raise CapabilityError(
+            f"requires= names unknown capabilities {sorted(unknown)}; "
+            f"known ones are {sorted(Capabilities.__dataclass_fields__)}"
+        )
+    missing = sorted(name for name in listener.requires if not getattr(caps, name))
+    if missing:
+        raise CapabilityError(_missing(backend, missing, "the listener requires"))
+    if listener.native_dead_letter and not caps.native_dead_letter:
+        raise CapabilityError(_missing(backend, ["native_dead_letter"], "native_dead_letter=True needs"))
+    wild = [str(h.pattern) for h in listener.handlers if not h.pattern.is_literal]
+    if wild and not caps.wildcards:
+        raise CapabilityError(
+            _missing(backend, ["wildcards"], f"handler topics {wild} need")
+            + "; use literal topics with this backend"
+        )
+    if listener.dead_letter_topic is None and not listener.native_dead_letter and not caps.redelivery:
+        warnings.warn(
+            f"backend {backend.name!r} cannot redeliver, and the listener has no dead-letter topic: "
+            "a message whose handler keeps failing is logged and dropped",
+            CapabilityWarning,
+            stacklevel=3,
+        )
+    if not caps.consumer_groups:
+        logger.info(
+            "backend %r has no consumer groups: every listener gets every event (group %r ignored)",
+            backend.name, listener.group,
+        )
+
+
+def _missing(backend: Backend, names: list[str], who: str) -> str:
+    offered = ", ".join(backend.capabilities.offered()) or "none"
+    return (
+        f"{who} {', '.join(names)}, which backend {backend.name!r} does not offer "
+        f"(it offers: {offered})"
+    )

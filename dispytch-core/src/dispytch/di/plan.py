@@ -1,0 +1,197 @@
+"""Turning a handler's signature into a plan, once, when the handler is registered.
+
+Every parameter must say where its value comes from; anything unclear (an
+unknown parameter, a cycle, a `{segment}` the topic lacks) is reported here,
+not at the first message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from pydantic import TypeAdapter
+
+from dispytch.di.markers import Dependency, TopicSegment
+from dispytch.event import Event
+from dispytch.listener.consumer import Message
+
+
+class DependencyError(TypeError):
+    """A handler or dependency signature cannot be satisfied."""
+
+
+CallKind = Literal["async", "sync", "async_cm", "sync_cm"]
+
+
+@dataclass(frozen=True)
+class EventParam:
+    body: TypeAdapter[Any] | None  # None: the handler wants the body as decoded
+
+
+@dataclass(frozen=True)
+class SegmentParam:
+    segment: str
+    adapter: TypeAdapter[Any]
+
+
+@dataclass(frozen=True)
+class ContextParam:
+    """The middleware/handler context object (`dispytch.Context`)."""
+
+
+@dataclass(frozen=True)
+class MessageParam:
+    """The backend message itself."""
+
+
+@dataclass(frozen=True)
+class DefaultParam:
+    value: Any
+
+
+Source = Union[EventParam, SegmentParam, ContextParam, MessageParam, DefaultParam, "Call"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function to call with resolved parameters: the handler or one dependency."""
+
+    func: Callable[..., Any]
+    kind: CallKind
+    params: dict[str, Source] = field(default_factory=dict)
+    use_cache: bool = True
+
+    @property
+    def is_simple(self) -> bool:
+        """True when nothing in the tree needs a teardown or a cache."""
+        return not any(isinstance(p, Call) for p in self.params.values())
+
+
+def plan_call(
+    func: Callable[..., Any],
+    *,
+    segments: tuple[str, ...] | None,
+    context_type: type,
+    use_cache: bool = True,
+    _stack: tuple[Callable[..., Any], ...] = (),
+) -> Call:
+    """Build the call plan for `func`, recursing into its dependencies.
+
+    `segments` are the topic's `{name}` parameters; None skips that check (the
+    topic is not parsed yet).
+    """
+    where = _describe(func)
+    if func in _stack:
+        chain = " -> ".join(_describe(f) for f in (*_stack, func))
+        raise DependencyError(f"dependency cycle: {chain}")
+    try:
+        signature = inspect.signature(func)
+        hints = get_type_hints(_hint_target(func), include_extras=True)
+    except (TypeError, ValueError, NameError) as exc:
+        raise DependencyError(f"cannot read the signature of {where}: {exc}") from exc
+    params: dict[str, Source] = {}
+    for name, param in signature.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise DependencyError(f"{where}: *args and **kwargs cannot be injected (parameter {name!r})")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise DependencyError(f"{where}: parameter {name!r} is positional-only; make it a normal parameter")
+        annotation = hints.get(name, param.annotation)
+        params[name] = _source(
+            name, annotation, param.default, where,
+            segments=segments, context_type=context_type, stack=(*_stack, func),
+        )
+    return Call(func, _kind(func), params, use_cache)
+
+
+def _source(
+    name: str,
+    annotation: Any,
+    default: Any,
+    where: str,
+    *,
+    segments: tuple[str, ...] | None,
+    context_type: type,
+    stack: tuple[Callable[..., Any], ...],
+) -> Source:
+    base, markers = _split_annotated(annotation)
+    if isinstance(default, (Dependency, TopicSegment)):
+        markers.append(default)
+        default = inspect.Parameter.empty
+    for marker in markers:
+        if isinstance(marker, Dependency):
+            return plan_call(
+                marker.func, segments=segments, context_type=context_type,
+                use_cache=marker.use_cache, _stack=stack,
+            )
+        if isinstance(marker, TopicSegment):
+            segment = marker.alias or name
+            if segments is not None and segment not in segments:
+                raise DependencyError(
+                    f"{where}: parameter {name!r} wants topic segment {{{segment}}}, but the "
+                    f"handler's topic has {_names(segments)}"
+                )
+            return SegmentParam(segment, TypeAdapter(base if base is not inspect.Parameter.empty else str))
+    if base is Event or get_origin(base) is Event:
+        args = get_args(base)
+        return EventParam(TypeAdapter(args[0]) if args else None)
+    if base is context_type:
+        return ContextParam()
+    if base is Message:
+        return MessageParam()
+    if default is not inspect.Parameter.empty:
+        return DefaultParam(default)
+    raise DependencyError(
+        f"{where}: parameter {name!r} has no source. Annotate it as Event[Body], "
+        f"Annotated[T, Dependency(func)], Annotated[T, TopicSegment()], Context or Message, "
+        f"or give it a default"
+    )
+
+
+def _split_annotated(annotation: Any) -> tuple[Any, list[Any]]:
+    if get_origin(annotation) is Annotated:
+        base, *extras = get_args(annotation)
+        return base, list(extras)
+    return annotation, []
+
+
+def _kind(func: Callable[..., Any]) -> CallKind:
+    if inspect.isclass(func):
+        if hasattr(func, "__aenter__"):
+            return "async_cm"
+        return "sync_cm" if hasattr(func, "__enter__") else "sync"
+    target = inspect.unwrap(func)
+    if inspect.isasyncgenfunction(target):
+        return "async_cm"
+    if inspect.isgeneratorfunction(target):
+        return "sync_cm"
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+        return "async"
+    return "sync"
+
+
+def as_context_manager(call: Call) -> Callable[..., Any]:
+    """The factory that yields a context manager for a `*_cm` call."""
+    func = call.func
+    if inspect.isclass(func) or inspect.unwrap(func) is not func:
+        return func  # a context-manager class, or a contextlib-decorated factory
+    if call.kind == "async_cm":
+        return contextlib.asynccontextmanager(func)
+    return contextlib.contextmanager(func)
+
+
+def _hint_target(func: Callable[..., Any]) -> Any:
+    return func.__init__ if inspect.isclass(func) else func
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__qualname__", repr(func))
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _names(segments: tuple[str, ...]) -> str:
+    return ", ".join(f"{{{s}}}" for s in segments) if segments else "no segments"

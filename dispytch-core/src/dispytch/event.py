@@ -1,0 +1,107 @@
+"""Events: `EventBase` declares what is emitted, `Event[Body]` is what a handler receives."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, PrivateAttr
+
+if TYPE_CHECKING:
+    from dispytch.listener.consumer import Message
+
+BodyT = TypeVar("BodyT")
+
+
+class EventTopicError(ValueError):
+    """An event's `__topic__` template cannot be formatted from its fields."""
+
+
+class EventBase(BaseModel):
+    """Base class for events a service emits.
+
+    Set `__topic__` (a template formatted from the event's fields, such as
+    `"users.{user_id}"`), `__event_type__`, and optionally `__backend_config__`,
+    a backend-specific pydantic model. `__backend_config__` may also be given to
+    the constructor or assigned on an instance, overriding the class's.
+    """
+
+    __topic__: ClassVar[str]
+    __event_type__: ClassVar[str]
+    __backend_config__: ClassVar[BaseModel | None] = None
+
+    _instance_backend_config: BaseModel | None = PrivateAttr(default=None)
+
+    def __init__(self, /, **data: Any) -> None:
+        config = data.pop("__backend_config__", None)
+        super().__init__(**data)
+        if config is not None:
+            self._instance_backend_config = config
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "__backend_config__":
+            self._instance_backend_config = value
+        else:
+            super().__setattr__(name, value)
+
+    @classmethod
+    def event_type(cls) -> str:
+        """The type written to the wire: `__event_type__`, or the class name."""
+        return getattr(cls, "__event_type__", cls.__name__)
+
+    def backend_config(self) -> BaseModel | None:
+        """This instance's backend config, falling back to the class's."""
+        return self._instance_backend_config or type(self).__backend_config__
+
+    def topic(self) -> str:
+        """`__topic__` formatted from this event's fields."""
+        cls = type(self)
+        template = getattr(cls, "__topic__", None)
+        if not template:
+            raise EventTopicError(f"{cls.__name__} has no __topic__; set it on the class")
+        return format_template(template, self, owner=f"{cls.__name__}.__topic__")
+
+
+def format_template(template: str, event: BaseModel, *, owner: str) -> str:
+    """Format `template` from `event`'s fields, with an error naming what is missing."""
+    fields = {name: getattr(event, name) for name in type(event).model_fields}
+    try:
+        return string.Formatter().vformat(template, (), fields)
+    except (KeyError, AttributeError, IndexError) as exc:
+        raise EventTopicError(
+            f"{owner} {template!r} refers to {exc}, which {type(event).__name__} does not have; "
+            f"its fields are {sorted(fields)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Event(Generic[BodyT]):
+    """An event as a handler receives it: the decoded envelope plus message metadata.
+
+    `headers`, `key`, `attempt` (delivery count) and `metadata` (backend facts such
+    as partition and offset) come from the backend's message.
+    """
+
+    id: str
+    type: str
+    topic: str
+    body: BodyT
+    timestamp: int
+    message: Message = field(repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.message.headers
+
+    @property
+    def key(self) -> str | None:
+        return self.message.key
+
+    @property
+    def attempt(self) -> int:
+        return self.message.attempt
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.message.metadata

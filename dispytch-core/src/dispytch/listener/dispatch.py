@@ -1,0 +1,187 @@
+"""Taking one message from bytes to a settled outcome: decode, route, handle, retry,
+dead-letter, then ack or nack. The listener decides when; this decides what."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from dispytch.dead_letter import DeadLetter, Reason
+from dispytch.di.plan import EventParam
+from dispytch.di.resolve import InvalidEvent, Scope, call
+from dispytch.emitter.producer import OutgoingMessage, Producer, SupportsPublish
+from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
+from dispytch.listener.handler import DEFAULT, Handler
+from dispytch.middleware import Chain, Context
+from dispytch.serialization import DecodeError, Envelope, Serializer
+
+logger = logging.getLogger("dispytch.listener")
+
+UnmatchedPolicy = Literal["ack", "dead_letter"]
+
+
+class Outcome(enum.IntEnum):
+    """How a handled message is settled; the strongest outcome of its handlers wins."""
+
+    ACK = 0
+    NACK = 1
+    SETTLED = 2  # the broker dead-lettered it natively; nothing more to do
+
+
+class Dispatcher:
+    """Handles single messages for a listener; never raises for a bad message."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        handlers: Sequence[Handler],
+        *,
+        serializer: Serializer,
+        producer: Producer | None,
+        dead_letter_topic: str | None,
+        native_dead_letter: bool,
+        on_unmatched: UnmatchedPolicy,
+        max_deliveries: int | None,
+        redelivery_delay: float,
+    ) -> None:
+        self.consumer = consumer
+        self.handlers = handlers
+        self.serializer = serializer
+        self.producer = producer
+        self.dead_letter_topic = dead_letter_topic
+        self.native_dead_letter = native_dead_letter and isinstance(consumer, SupportsDeadLetter)
+        self.on_unmatched = on_unmatched
+        self.max_deliveries = max_deliveries
+        self.redelivery_delay = redelivery_delay
+        self._chains = {id(h): Chain.build(h.middleware, _endpoint).run for h in handlers}
+        self._body = {id(h): _event_body(h) for h in handlers}
+
+    async def handle(self, msg: Message) -> None:
+        """Run every matching handler on `msg`, then ack, nack or leave it to the broker."""
+        outcome = await self._outcome(msg)
+        if outcome is Outcome.ACK:
+            result = self.consumer.ack(msg)
+            if inspect.isawaitable(result):
+                await result
+        elif outcome is Outcome.NACK:
+            assert isinstance(self.consumer, SupportsNack)
+            await self.consumer.nack(msg, delay=self.redelivery_delay)
+
+    async def _outcome(self, msg: Message) -> Outcome:
+        if self.max_deliveries is not None and msg.attempt > self.max_deliveries:
+            error = RuntimeError(f"delivered {msg.attempt} times, more than {self.max_deliveries}")
+            return await self._dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
+        try:
+            envelope = self.serializer.loads(msg.payload)
+        except DecodeError as exc:
+            return await self._dead_letter(msg, exc, "undecodable", None, 1)
+        matched = [
+            (h, found)
+            for h in self.handlers
+            if h.accepts(envelope.type) and (found := h.pattern.match(msg.topic)) is not None
+        ]
+        if not matched:
+            return await self._unmatched(msg, envelope)
+        if len(matched) == 1:
+            handler, segments = matched[0]
+            return await self._run(handler, msg, envelope, segments)
+        outcomes = await asyncio.gather(*(self._run(h, msg, envelope, s) for h, s in matched))
+        return max(outcomes)
+
+    async def _run(
+        self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
+    ) -> Outcome:
+        policy = handler.spec.retry
+        chain = self._chains[id(handler)]
+        attempt = 1
+        while True:
+            scope = Scope(envelope, msg, segments)
+            try:
+                await chain(Context(scope.event(self._body[id(handler)]), scope, handler, attempt))
+                return Outcome.ACK
+            except InvalidEvent as exc:
+                return await self._dead_letter(msg, exc, "invalid", handler, attempt)
+            except Exception as exc:
+                if not policy.should_retry(exc, attempt):
+                    logger.warning(
+                        "handler %s failed on %s (attempt %d): %r", handler.name, msg.topic, attempt, exc
+                    )
+                    return await self._dead_letter(msg, exc, "handler_failed", handler, attempt)
+                delay = policy.delay(attempt)
+                logger.info("handler %s failed (%r); retry %d in %.2fs", handler.name, exc, attempt, delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _unmatched(self, msg: Message, envelope: Envelope) -> Outcome:
+        if self.on_unmatched == "ack":
+            logger.info("no handler for event type %r on %s; acked", envelope.type, msg.topic)
+            return Outcome.ACK
+        error = LookupError(f"no handler for event type {envelope.type!r} on topic {msg.topic!r}")
+        return await self._dead_letter(msg, error, "unmatched", None, 1)
+
+    async def _dead_letter(
+        self,
+        msg: Message,
+        error: BaseException,
+        reason: Reason,
+        handler: Handler | None,
+        attempts: int,
+    ) -> Outcome:
+        """Send `msg` where failed messages go; the outcome says how to settle it."""
+        if self.native_dead_letter:
+            assert isinstance(self.consumer, SupportsDeadLetter)
+            await self.consumer.dead_letter(msg, f"{reason}: {type(error).__name__}: {error}")
+            return Outcome.SETTLED
+        template = self.dead_letter_topic
+        if handler is not None and handler.spec.dead_letter_topic is not DEFAULT:
+            template = handler.spec.dead_letter_topic
+        letter = DeadLetter.of(
+            msg, error, reason=reason, handler=handler.name if handler else None, attempts=attempts
+        )
+        if template is not None and self.producer is not None:
+            topic = template.format(topic=msg.topic)
+            try:
+                await _publish(self.producer, topic, self.serializer.dumps(letter.envelope()))
+            except Exception:
+                logger.exception("could not publish a dead letter to %s", topic)
+            else:
+                logger.warning("dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason)
+                return Outcome.ACK
+        if isinstance(self.consumer, SupportsNack):
+            return Outcome.NACK
+        logger.error(
+            "message from %s could not be handled and has no dead-letter destination; "
+            "acking it to keep the stream moving. Dead letter: %s",
+            msg.topic,
+            letter.model_dump_json(),
+        )
+        return Outcome.ACK
+
+
+async def _endpoint(ctx: Context) -> Any:
+    """The innermost link of every chain: resolve dependencies and call the handler.
+
+    Teardowns run after the handler and see its exception."""
+    plan = ctx.handler.plan
+    if plan.is_simple:
+        return await call(plan, ctx.scope)
+    async with ctx.scope.exit_stack:
+        return await call(plan, ctx.scope)
+
+
+def _event_body(handler: Handler) -> Any:
+    for source in handler.plan.params.values():
+        if isinstance(source, EventParam):
+            return source.body
+    return None
+
+
+async def _publish(producer: Producer, topic: str, payload: bytes) -> None:
+    if isinstance(producer, SupportsPublish):
+        await producer.publish(OutgoingMessage(topic, payload))
+    else:
+        await producer.send(topic, payload)

@@ -1,0 +1,314 @@
+"""`EventListener`: pulls messages from a consumer and runs handlers on them, with bounded
+concurrency, per-key ordering and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import replace
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from typing_extensions import Self
+
+from dispytch.backends.backend import Backend, Subscription
+from dispytch.backends.requirements import check_requirements
+from dispytch.backends.selection import select_backend, settings_from_config
+from dispytch.emitter.producer import Producer
+from dispytch.lifecycle import start_if_possible, stop_if_possible
+from dispytch.listener.consumer import Consumer, Message
+from dispytch.listener.dispatch import Dispatcher, UnmatchedPolicy
+from dispytch.listener.group import HandlerGroup
+from dispytch.listener.handler import DEFAULT, Handler
+from dispytch.middleware import Context, Middleware
+from dispytch.retry import RetryPolicy
+from dispytch.serialization import JSONSerializer, Serializer
+
+logger = logging.getLogger("dispytch.listener")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class EventListener:
+    """Runs handlers on events from a consumer.
+
+    Give it a `Consumer` (and a `Producer` for dead letters), or build it from a
+    backend with `from_backend`/`from_url`/`from_config`, which subscribes to the
+    topics its handlers listen to.
+
+    - At most `max_in_flight` messages are handled at once; past that the listener
+      stops pulling. Messages sharing a key are handled in order unless
+      `ordered=False`.
+    - A failed message is published to `dead_letter_topic` (a template with
+      `{topic}`; None disables), or nacked when there is none, then settled.
+    - `on_unmatched` says what happens to events no handler takes: "ack" or
+      "dead_letter". `max_deliveries` dead-letters a message delivered too often.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer | None = None,
+        *,
+        producer: Producer | None = None,
+        serializer: Serializer | None = None,
+        middleware: Sequence[Middleware[Context]] = (),
+        dead_letter_topic: str | None = "{topic}.dlq",
+        native_dead_letter: bool = False,
+        on_unmatched: UnmatchedPolicy = "ack",
+        max_in_flight: int = 256,
+        ordered: bool = True,
+        topic_delimiter: str = ".",
+        max_deliveries: int | None = None,
+        redelivery_delay: float = 1.0,
+        requires: Iterable[str] = (),
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.consumer = consumer
+        self.producer = producer
+        self.serializer: Serializer = serializer or JSONSerializer()
+        self.middleware = list(middleware)
+        self.dead_letter_topic = dead_letter_topic
+        self.native_dead_letter = native_dead_letter
+        self.on_unmatched: UnmatchedPolicy = on_unmatched
+        self.max_in_flight = max_in_flight
+        self.ordered = ordered
+        self.topic_delimiter = topic_delimiter
+        self.max_deliveries = max_deliveries
+        self.redelivery_delay = redelivery_delay
+        self.requires = frozenset(requires)
+        self.handlers: list[Handler] = []
+        self.backend: Backend | None = None
+        self.group: str | None = None
+        self._backend_settings: Any = None
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+        self._pulling: asyncio.Task[None] | None = None
+        self._stop_timeout = 30.0
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes: dict[str, deque[Message]] = {}
+
+    # -- construction from a backend -------------------------------------------------------
+
+    @classmethod
+    def from_backend(cls, name: str, *, group: str, listener_options: Mapping[str, Any] | None = None,
+                     **settings: Any) -> Self:
+        """A listener on the backend registered as `name`, in consumer group `group`.
+
+        `settings` are checked against the backend's settings model; `listener_options`
+        are passed to the constructor.
+        """
+        backend, checked = select_backend(name, settings)
+        return cls._on(backend, checked, group, listener_options)
+
+    @classmethod
+    def from_url(cls, url: str, *, group: str, listener_options: Mapping[str, Any] | None = None) -> Self:
+        """A listener on the backend named by the URL's scheme (`kafka://host:9092`, `memory://`)."""
+        backend, checked = select_backend(url)
+        return cls._on(backend, checked, group, listener_options)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, group: str | None = None,
+                    listener_options: Mapping[str, Any] | None = None) -> Self:
+        """A listener from a mapping such as the environment; see `dispytch.backends.selection`."""
+        spec, settings, configured_group = settings_from_config(config)
+        backend, checked = select_backend(spec, settings)
+        chosen = group or configured_group
+        if chosen is None:
+            raise ValueError("no consumer group: pass group=... or set DISPYTCH_GROUP")
+        return cls._on(backend, checked, chosen, listener_options)
+
+    @classmethod
+    def _on(cls, backend: Backend, settings: Any, group: str,
+            options: Mapping[str, Any] | None) -> Self:
+        if not group:
+            raise ValueError("a listener needs a non-empty consumer group")
+        listener = cls(**(options or {}))
+        listener.backend, listener._backend_settings, listener.group = backend, settings, group
+        return listener
+
+    # -- registration ----------------------------------------------------------------------
+
+    def handler(
+        self,
+        *,
+        topic: str,
+        event: str,
+        retries: int = 0,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
+        retry_interval: float = 1.25,
+        retry: RetryPolicy | None = None,
+        middleware: Sequence[Middleware[Context]] = (),
+        dead_letter_topic: str | None | Any = DEFAULT,
+    ) -> Callable[[F], F]:
+        """Register an async handler for `event` (or "*" for any) on the topic pattern `topic`."""
+        group = HandlerGroup()
+
+        def register(func: F) -> F:
+            group.handler(
+                topic=topic, event=event, retries=retries, retry_on=retry_on,
+                retry_interval=retry_interval, retry=retry, middleware=middleware,
+                dead_letter_topic=dead_letter_topic,
+            )(func)
+            self.add_handler_group(group)
+            return func
+
+        return register
+
+    def add_handler_group(self, group: HandlerGroup) -> None:
+        """Add every handler of `group`, wrapped in the group's middleware."""
+        self._require_idle("add handlers")
+        self.handlers.extend(spec.bind(self.topic_delimiter, group.middleware) for spec in group.specs)
+
+    def add_middleware(self, middleware: Middleware[Context]) -> None:
+        """Wrap every handler in `middleware`, outside group and handler middleware."""
+        self._require_idle("add middleware")
+        self.middleware.append(middleware)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def listen(self) -> None:
+        """Consume until `stop()` is called or the consumer runs out; then finish in-flight work."""
+        self._require_idle("listen")
+        self._done.clear()
+        self._stopping = False
+        consumer, producer = self._build()
+        started: list[Any] = []
+        try:
+            for part in (producer, consumer):
+                await start_if_possible(part)
+                started.append(part)
+            dispatcher = Dispatcher(
+                consumer,
+                [_with_outer(h, self.middleware) for h in self.handlers],
+                serializer=self.serializer,
+                producer=producer,
+                dead_letter_topic=self.dead_letter_topic,
+                native_dead_letter=self.native_dead_letter,
+                on_unmatched=self.on_unmatched,
+                max_deliveries=self.max_deliveries,
+                redelivery_delay=self.redelivery_delay,
+            )
+            slots = asyncio.Semaphore(self.max_in_flight)
+            self._pulling = asyncio.create_task(self._pull(consumer, dispatcher, slots))
+            self._ready.set()
+            try:
+                await self._pulling
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+            await self._finish_in_flight(self._stop_timeout)
+        except BaseException:
+            await self._cancel_in_flight()
+            raise
+        finally:
+            self._pulling = None
+            self._ready.clear()
+            for part in reversed(started):
+                await stop_if_possible(part)
+            self._done.set()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop pulling, give in-flight handlers up to `timeout` seconds, ack what finished.
+
+        What did not finish is not acked and comes back from the broker.
+        """
+        self._stop_timeout = timeout
+        self._stopping = True
+        if self._pulling is None:
+            return
+        self._pulling.cancel()
+        await self._done.wait()
+
+    async def wait_ready(self) -> None:
+        """Wait until the consumer has started and the listener is pulling."""
+        await self._ready.wait()
+
+    @property
+    def subscription(self) -> Subscription:
+        """What the handlers listen to, as handed to a backend consumer."""
+        patterns = tuple(dict.fromkeys(h.pattern for h in self.handlers))
+        return Subscription(self.group or "", patterns)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _build(self) -> tuple[Consumer, Producer | None]:
+        if self.backend is None:
+            if self.consumer is None:
+                raise TypeError("EventListener needs a consumer, or use EventListener.from_backend(...)")
+            return self.consumer, self.producer
+        if not self.handlers:
+            raise RuntimeError(
+                f"listener on backend {self.backend.name!r} has no handlers, so nothing to subscribe to"
+            )
+        check_requirements(self.backend, self)
+        self.consumer = self.backend.create_consumer(self._backend_settings, self.subscription)
+        if self.producer is None and self.dead_letter_topic is not None:
+            self.producer = self.backend.create_producer(self._backend_settings)
+        return self.consumer, self.producer
+
+    async def _pull(self, consumer: Consumer, dispatcher: Dispatcher, slots: asyncio.Semaphore) -> None:
+        async for msg in consumer.listen():
+            await slots.acquire()
+            key = msg.key if self.ordered else None
+            if key is None:
+                self._spawn(self._handle(dispatcher, msg, slots))
+            elif key in self._lanes:
+                self._lanes[key].append(msg)
+            else:
+                self._lanes[key] = deque([msg])
+                self._spawn(self._drain_lane(key, dispatcher, slots))
+
+    async def _drain_lane(self, key: str, dispatcher: Dispatcher, slots: asyncio.Semaphore) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane:
+                await self._handle(dispatcher, lane[0], slots)
+                lane.popleft()
+        finally:
+            self._lanes.pop(key, None)
+
+    async def _handle(self, dispatcher: Dispatcher, msg: Message, slots: asyncio.Semaphore) -> None:
+        try:
+            await dispatcher.handle(msg)
+        except Exception:
+            logger.exception("settling a message from %s failed; the broker will redeliver it", msg.topic)
+        finally:
+            slots.release()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish_in_flight(self, timeout: float) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        if pending:
+            logger.warning("%d message(s) still in flight after %.1fs; leaving them unacked",
+                           len(pending), timeout)
+            await self._cancel_in_flight()
+
+    async def _cancel_in_flight(self) -> None:
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+
+    def _require_idle(self, action: str) -> None:
+        if self._pulling is not None:
+            raise RuntimeError(f"cannot {action} while the listener is running")
+
+
+def _with_outer(handler: Handler, outer: Sequence[Middleware[Context]]) -> Handler:
+    return replace(handler, middleware=(*outer, *handler.middleware))

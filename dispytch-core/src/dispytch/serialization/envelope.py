@@ -1,0 +1,48 @@
+"""The envelope every event travels in, and the serializer seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class DecodeError(ValueError):
+    """A payload is not a valid event envelope."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The wire format shared with Dispytch 0.10: `{"id", "type", "body", "timestamp"}`.
+
+    `timestamp` is milliseconds since the epoch.
+    """
+
+    id: str
+    type: str
+    body: Any
+    timestamp: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "body": self.body, "timestamp": self.timestamp}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Envelope:
+        """Check the shape of a decoded payload; raise `DecodeError` saying what is off."""
+        if not isinstance(data, dict):
+            raise DecodeError(f"expected an envelope object, got {type(data).__name__}")
+        missing = [k for k in ("id", "type", "body", "timestamp") if k not in data]
+        if missing:
+            raise DecodeError(f"envelope lacks {', '.join(missing)}")
+        if not isinstance(data["type"], str) or not isinstance(data["id"], str):
+            raise DecodeError("envelope 'id' and 'type' must be strings")
+        if not isinstance(data["timestamp"], int) or isinstance(data["timestamp"], bool):
+            raise DecodeError("envelope 'timestamp' must be an integer (epoch milliseconds)")
+        return cls(data["id"], data["type"], data["body"], data["timestamp"])
+
+
+class Serializer(Protocol):
+    """Turns an envelope into bytes and back; `loads` raises `DecodeError` on bad input."""
+
+    def dumps(self, envelope: Envelope) -> bytes: ...
+
+    def loads(self, payload: bytes) -> Envelope: ...
