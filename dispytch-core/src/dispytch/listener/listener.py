@@ -95,39 +95,41 @@ class EventListener:
     @classmethod
     def from_backend(cls, name: str, *, group: str, listener_options: Mapping[str, Any] | None = None,
                      **settings: Any) -> Self:
-        """A listener on the backend registered as `name`, in consumer group `group`.
+        """A listener on the backend registered as `name` (or a URL), in consumer group `group`.
 
         `settings` are checked against the backend's settings model; `listener_options`
         are passed to the constructor.
         """
-        backend, checked = select_backend(name, settings)
-        return cls._on(backend, checked, group, listener_options)
+        return cls(**(listener_options or {})).use_backend(name, group=group, **settings)
 
     @classmethod
     def from_url(cls, url: str, *, group: str, listener_options: Mapping[str, Any] | None = None) -> Self:
         """A listener on the backend named by the URL's scheme (`kafka://host:9092`, `memory://`)."""
-        backend, checked = select_backend(url)
-        return cls._on(backend, checked, group, listener_options)
+        return cls.from_backend(url, group=group, listener_options=listener_options)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, group: str | None = None,
                     listener_options: Mapping[str, Any] | None = None) -> Self:
-        """A listener from a mapping such as the environment; see `dispytch.backends.selection`."""
+        """A listener from a mapping such as `os.environ`; see `dispytch.backends.selection`."""
         spec, settings, configured_group = settings_from_config(config)
-        backend, checked = select_backend(spec, settings)
         chosen = group or configured_group
         if chosen is None:
             raise ValueError("no consumer group: pass group=... or set DISPYTCH_GROUP")
-        return cls._on(backend, checked, chosen, listener_options)
+        return cls.from_backend(spec, group=chosen, listener_options=listener_options, **settings)
 
-    @classmethod
-    def _on(cls, backend: Backend, settings: Any, group: str,
-            options: Mapping[str, Any] | None) -> Self:
+    def use_backend(self, spec: str, *, group: str, **settings: Any) -> Self:
+        """Consume from the backend named by `spec` (a name or URL) in consumer group `group`.
+
+        The consumer is created when listening starts, subscribed to the handlers' topics.
+        """
+        self._require_idle("change backend")
+        if self.consumer is not None:
+            raise TypeError("this listener was given a consumer; it cannot also use a backend")
         if not group:
             raise ValueError("a listener needs a non-empty consumer group")
-        listener = cls(**(options or {}))
-        listener.backend, listener._backend_settings, listener.group = backend, settings, group
-        return listener
+        self.backend, self._backend_settings = select_backend(spec, settings)
+        self.group = group
+        return self
 
     # -- registration ----------------------------------------------------------------------
 

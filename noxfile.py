@@ -1,0 +1,68 @@
+"""Every developer task: `nox` runs lint, typecheck and tests; `nox -s demo` and `nox -s bench` too."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+DISTRIBUTIONS = ["./dispytch-core[msgpack]", "./dispytch-kafka", "./dispytch-rabbitmq", "./dispytch-redis"]
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _runs(version: str) -> bool:
+    try:
+        return subprocess.run([f"python{version}", "-c", ""], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+INSTALLED = [v for v in SUPPORTED if _runs(v)] or None
+
+
+def _install(session: nox.Session, *groups: str, editable: bool = False) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
+    flag = ["-e"] if editable else []
+    session.install(*(arg for dist in DISTRIBUTIONS for arg in (*flag, dist)))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the four distributions."""
+    _install(session, "typecheck", editable=True)
+    session.run("mypy")
+
+
+@nox.session(python=INSTALLED)
+def tests(session: nox.Session) -> None:
+    """The whole test suite against real brokers started on free loopback ports."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The demo on the memory backend."""
+    session.install("./dispytch-core")
+    session.run("dispytch", "demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Events/second through Dispytch next to hand-written loops and FastStream; writes a table."""
+    _install(session, "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
