@@ -35,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.command(args)
-    except (CommandError, BackendError, BackendSettingsError, CapabilityError, DependencyError) as exc:
+    except (
+        CommandError,
+        BackendError,
+        BackendSettingsError,
+        CapabilityError,
+        DependencyError,
+    ) as exc:
         print(f"dispytch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -47,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispytch", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    backends = commands.add_parser("backends", help="list installed backends and their capabilities")
+    backends = commands.add_parser(
+        "backends", help="list installed backends and their capabilities"
+    )
     backends.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backends.set_defaults(command=cmd_backends)
 
@@ -55,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("app", help="module:attr naming an EventListener or a HandlerGroup")
     run.add_argument("--backend", help="backend name or URL (default: $DISPYTCH_BACKEND)")
     run.add_argument("--group", help="consumer group (default: $DISPYTCH_GROUP)")
-    run.add_argument("--stop-timeout", type=float, default=30.0,
-                     help="seconds in-flight handlers get to finish on stop (default 30)")
+    run.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=30.0,
+        help="seconds in-flight handlers get to finish on stop (default 30)",
+    )
     run.set_defaults(command=cmd_run)
 
     emit = commands.add_parser("emit", help="publish one event given as JSON")
@@ -64,8 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("--topic", required=True, help="topic to publish to")
     emit.add_argument("--type", required=True, dest="event_type", help="event type")
     emit.add_argument("--body", default="{}", help="event body as a JSON object, or - for stdin")
-    emit.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
-                      help="a message header (repeatable)")
+    emit.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a message header (repeatable)",
+    )
     emit.set_defaults(command=cmd_emit)
 
     demo = commands.add_parser("demo", help="run the demo on the memory backend")
@@ -94,12 +111,19 @@ def cmd_backends(args: argparse.Namespace) -> int:
         return 0
     headers = ("name", "distribution", "version", "schemes", "capabilities")
     table = [headers] + [
-        (r["name"], r["distribution"], r["version"], ",".join(r["schemes"]), ", ".join(r["capabilities"]))
+        (
+            r["name"],
+            r["distribution"],
+            r["version"],
+            ",".join(r["schemes"]),
+            ", ".join(r["capabilities"]),
+        )
         for r in rows
     ]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers) - 1)]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
     for row in table:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + "  " + str(row[-1]))
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip())
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     return 0

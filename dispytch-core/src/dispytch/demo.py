@@ -65,8 +65,9 @@ def tax_rate(region: Annotated[str, TopicSegment()]) -> float:
 
 
 def build_listener(done: Probe) -> EventListener:
-    listener = EventListener.from_url("memory://demo", group="billing",
-                                      listener_options={"ordered": False})
+    listener = EventListener.from_url(
+        "memory://demo", group="billing", listener_options={"ordered": False}
+    )
     flaky_calls: dict[int, int] = {}
 
     @listener.handler(topic="shop.{region}.orders", event="order_placed")
@@ -96,8 +97,10 @@ def build_listener(done: Probe) -> EventListener:
     @listener.handler(topic="shop.{region}.orders.dlq", event=DEAD_LETTER_EVENT)
     async def dead_letters(event: Event[DeadLetter]) -> None:
         letter = event.body
-        print(f"  dead letter from {letter.topic}: {letter.error_type}: {letter.error_message} "
-              f"after {letter.attempts} attempt(s) in {letter.handler}")
+        print(
+            f"  dead letter from {letter.topic}: {letter.error_type}: {letter.error_message} "
+            f"after {letter.attempts} attempt(s) in {letter.handler}"
+        )
         done.add(("dead-lettered", letter.topic))
 
     return listener

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, PrivateAttr
+from typing_extensions import Self
 
 if TYPE_CHECKING:
     from dispytch.listener.consumer import Message
@@ -50,6 +51,12 @@ class EventBase(BaseModel):
         """The type written to the wire: `__event_type__`, or the class name."""
         return getattr(cls, "__event_type__", cls.__name__)
 
+    def with_backend_config(self, config: BaseModel | None) -> Self:
+        """Set this instance's backend config and return the event (a typed alternative to
+        passing `__backend_config__=` to the constructor)."""
+        self._instance_backend_config = config
+        return self
+
     def backend_config(self) -> BaseModel | None:
         """This instance's backend config, falling back to the class's."""
         return self._instance_backend_config or type(self).__backend_config__
@@ -75,7 +82,7 @@ def format_template(template: str, event: BaseModel, *, owner: str) -> str:
         ) from None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event(Generic[BodyT]):
     """An event as a handler receives it: the decoded envelope plus message metadata.
 

@@ -29,7 +29,7 @@ CallNext = Callable[[CtxT], Awaitable[Any]]
 Middleware = Callable[[CtxT, CallNext[CtxT]], Awaitable[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     """One handler call as middleware sees it, injectable into handlers as `Context`.
 

@@ -40,6 +40,7 @@ class RetryPolicy:
         **options: float,
     ) -> RetryPolicy:
         """Build a policy from the handler decorator's arguments (a class, tuple or list)."""
+        kinds: tuple[type[BaseException], ...] | None
         if retry_on is None:
             kinds = None
         elif isinstance(retry_on, type):

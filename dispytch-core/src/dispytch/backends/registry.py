@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-
 import pluggy
 
 from dispytch.backends import hookspecs
@@ -50,7 +49,11 @@ class PluginFailure:
     error: str
 
     def __str__(self) -> str:
-        source = f"{self.distribution} {self.version}" if self.distribution else "an unknown distribution"
+        source = (
+            f"{self.distribution} {self.version}"
+            if self.distribution
+            else "an unknown distribution"
+        )
         return f"plugin {self.entry_point!r} from {source} failed to load: {self.error}"
 
 
@@ -104,11 +107,16 @@ class BackendRegistry:
         return registry
 
     def _load_entry_points(
-        self, manager: pluggy.PluginManager, sources: dict[int, _Source], allow: Collection[str] | None
+        self,
+        manager: pluggy.PluginManager,
+        sources: dict[int, _Source],
+        allow: Collection[str] | None,
     ) -> None:
         for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = entry_point.dist
-            source = _Source(dist.metadata["Name"] if dist else None, dist.version if dist else None)
+            source = _Source(
+                dist.metadata["Name"] if dist else None, dist.version if dist else None
+            )
             if allow is not None and not {entry_point.name, source.distribution} & set(allow):
                 continue
             if entry_point.value in BUILTIN_PLUGINS:
@@ -120,7 +128,12 @@ class BackendRegistry:
                 manager.register(plugin, f"{source.distribution}:{entry_point.name}")
             except Exception as exc:
                 self.failures.append(
-                    PluginFailure(entry_point.name, source.distribution, source.version, f"{type(exc).__name__}: {exc}")
+                    PluginFailure(
+                        entry_point.name,
+                        source.distribution,
+                        source.version,
+                        f"{type(exc).__name__}: {exc}",
+                    )
                 )
                 continue
             sources[id(plugin)] = source
@@ -166,13 +179,15 @@ class BackendRegistry:
 
     def _unknown(self, name: str) -> str:
         installed = sorted({b.name for b in self})
-        lines = [f"no backend named {name!r}. Installed backends: {', '.join(installed) or 'none'}."]
+        lines = [
+            f"no backend named {name!r}. Installed backends: {', '.join(installed) or 'none'}."
+        ]
         close = difflib.get_close_matches(name, [*self._by_name, *OFFICIAL_BACKENDS], n=1)
         if close:
             lines.append(f"Did you mean {close[0]!r}?")
         wanted = name if name in OFFICIAL_BACKENDS else (close[0] if close else None)
         if wanted in OFFICIAL_BACKENDS and wanted not in self._by_name:
-            lines.append(f"To install it: pip install \"{OFFICIAL_BACKENDS[wanted]}\"")
+            lines.append(f'To install it: pip install "{OFFICIAL_BACKENDS[wanted]}"')
         lines.extend(str(failure) for failure in self.failures)
         return " ".join(lines)
 
@@ -188,6 +203,3 @@ def _version(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
-
-
-

@@ -36,24 +36,31 @@ def check_requirements(backend: Backend, listener: EventListener) -> None:
     if missing:
         raise CapabilityError(_missing(backend, missing, "the listener requires"))
     if listener.native_dead_letter and not caps.native_dead_letter:
-        raise CapabilityError(_missing(backend, ["native_dead_letter"], "native_dead_letter=True needs"))
+        raise CapabilityError(
+            _missing(backend, ["native_dead_letter"], "native_dead_letter=True needs")
+        )
     wild = [str(h.pattern) for h in listener.handlers if not h.pattern.is_literal]
     if wild and not caps.wildcards:
         raise CapabilityError(
             _missing(backend, ["wildcards"], f"handler topics {wild} need")
             + "; use literal topics with this backend"
         )
-    if listener.dead_letter_topic is None and not listener.native_dead_letter and not caps.redelivery:
+    if (
+        listener.dead_letter_topic is None
+        and not listener.native_dead_letter
+        and not caps.redelivery
+    ):
         warnings.warn(
-            f"backend {backend.name!r} cannot redeliver, and the listener has no dead-letter topic: "
-            "a message whose handler keeps failing is logged and dropped",
+            f"backend {backend.name!r} cannot redeliver, and the listener has no dead-letter "
+            "topic: a message whose handler keeps failing is logged and dropped",
             CapabilityWarning,
             stacklevel=3,
         )
     if not caps.consumer_groups:
         logger.info(
             "backend %r has no consumer groups: every listener gets every event (group %r ignored)",
-            backend.name, listener.group,
+            backend.name,
+            listener.group,
         )
 
 

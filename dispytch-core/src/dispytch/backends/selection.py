@@ -55,12 +55,16 @@ def select_backend(
 def settings_from_config(config: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
     """(backend name or URL, settings, group) from an environment-like or nested mapping."""
     if "backend" in config:
-        spec, settings, group = config["backend"], dict(config.get("settings") or {}), config.get("group")
+        spec, settings, group = (
+            config["backend"],
+            dict(config.get("settings") or {}),
+            config.get("group"),
+        )
     else:
         spec = config.get(f"{PREFIX}BACKEND")
         settings_prefix = f"{PREFIX}BACKEND_"
         settings = {
-            key[len(settings_prefix):].lower(): value
+            key[len(settings_prefix) :].lower(): value
             for key, value in config.items()
             if key.startswith(settings_prefix)
         }

@@ -27,7 +27,7 @@ class BackendSettings(BaseModel):
 class SecretURL(SecretStr):
     """A connection URL whose password never shows in reprs, logs or CLI output."""
 
-    def _display(self) -> str:  # type: ignore[override]
+    def _display(self) -> str:
         return redact_url(self.get_secret_value())
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Dependency:
-    """Inject the result of `func`: `x: Annotated[T, Dependency(func)]` or `x: T = Dependency(func)`.
+    """Inject what `func` returns: `x: Annotated[T, Dependency(func)]` or `x: T = Dependency(func)`.
 
     `func` may be a sync or async function, a (async) generator whose code after
     `yield` runs as teardown, a context-manager factory, or a context-manager

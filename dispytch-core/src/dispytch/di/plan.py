@@ -64,11 +64,12 @@ class Call:
     kind: CallKind
     params: dict[str, Source] = field(default_factory=dict)
     use_cache: bool = True
+    is_simple: bool = field(init=False)
+    """True when the call has no dependencies, so nothing needs a cache or a teardown."""
 
-    @property
-    def is_simple(self) -> bool:
-        """True when nothing in the tree needs a teardown or a cache."""
-        return not any(isinstance(p, Call) for p in self.params.values())
+    def __post_init__(self) -> None:
+        simple = not any(isinstance(p, Call) for p in self.params.values())
+        object.__setattr__(self, "is_simple", simple)
 
 
 def plan_call(
@@ -91,18 +92,32 @@ def plan_call(
     try:
         signature = inspect.signature(func)
         hints = get_type_hints(_hint_target(func), include_extras=True)
-    except (TypeError, ValueError, NameError) as exc:
+    except NameError as exc:
+        raise DependencyError(
+            f"cannot resolve the annotations of {where}: {exc}. Annotations given as strings "
+            "(`from __future__ import annotations`) can only name module-level objects"
+        ) from exc
+    except (TypeError, ValueError) as exc:
         raise DependencyError(f"cannot read the signature of {where}: {exc}") from exc
     params: dict[str, Source] = {}
     for name, param in signature.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise DependencyError(f"{where}: *args and **kwargs cannot be injected (parameter {name!r})")
+            raise DependencyError(
+                f"{where}: *args and **kwargs cannot be injected (parameter {name!r})"
+            )
         if param.kind is param.POSITIONAL_ONLY:
-            raise DependencyError(f"{where}: parameter {name!r} is positional-only; make it a normal parameter")
+            raise DependencyError(
+                f"{where}: parameter {name!r} is positional-only; make it a normal parameter"
+            )
         annotation = hints.get(name, param.annotation)
         params[name] = _source(
-            name, annotation, param.default, where,
-            segments=segments, context_type=context_type, stack=(*_stack, func),
+            name,
+            annotation,
+            param.default,
+            where,
+            segments=segments,
+            context_type=context_type,
+            stack=(*_stack, func),
         )
     return Call(func, _kind(func), params, use_cache)
 
@@ -124,8 +139,11 @@ def _source(
     for marker in markers:
         if isinstance(marker, Dependency):
             return plan_call(
-                marker.func, segments=segments, context_type=context_type,
-                use_cache=marker.use_cache, _stack=stack,
+                marker.func,
+                segments=segments,
+                context_type=context_type,
+                use_cache=marker.use_cache,
+                _stack=stack,
             )
         if isinstance(marker, TopicSegment):
             segment = marker.alias or name
@@ -134,7 +152,9 @@ def _source(
                     f"{where}: parameter {name!r} wants topic segment {{{segment}}}, but the "
                     f"handler's topic has {_names(segments)}"
                 )
-            return SegmentParam(segment, TypeAdapter(base if base is not inspect.Parameter.empty else str))
+            return SegmentParam(
+                segment, TypeAdapter(base if base is not inspect.Parameter.empty else str)
+            )
     if base is Event or get_origin(base) is Event:
         args = get_args(base)
         return EventParam(TypeAdapter(args[0]) if args else None)
@@ -168,7 +188,7 @@ def _kind(func: Callable[..., Any]) -> CallKind:
         return "async_cm"
     if inspect.isgeneratorfunction(target):
         return "sync_cm"
-    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(func).__call__):
         return "async"
     return "sync"
 

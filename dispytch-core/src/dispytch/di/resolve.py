@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -15,7 +16,6 @@ from dispytch.di.plan import (
     EventParam,
     MessageParam,
     SegmentParam,
-    Source,
     as_context_manager,
 )
 from dispytch.event import Event
@@ -30,14 +30,23 @@ class InvalidEvent(ValueError):
 class Scope:
     """What one handler invocation draws its values from, plus its caches and teardowns."""
 
+    __slots__ = ("_events", "context", "envelope", "exit_stack", "message", "results", "segments")
+
     def __init__(self, envelope: Envelope, message: Message, segments: dict[str, str]) -> None:
         self.envelope = envelope
         self.message = message
         self.segments = segments
         self.context: Any = None  # the middleware Context, set once it exists
-        self.exit_stack = AsyncExitStack()
+        self.exit_stack: AsyncExitStack | None = None  # created by the first teardown
         self._events: dict[int, Event[Any]] = {}
         self.results: dict[Any, Any] = {}
+
+    async def close(self, error: BaseException | None) -> None:
+        """Run the teardowns, newest first; each sees `error`, the handler's exception."""
+        if self.exit_stack is not None:
+            await self.exit_stack.__aexit__(
+                type(error) if error else None, error, error.__traceback__ if error else None
+            )
 
     def event(self, body: TypeAdapter[Any] | None) -> Event[Any]:
         """The `Event` with its body validated by `body` (once per body type)."""
@@ -57,37 +66,41 @@ class Scope:
 
 async def call(plan: Call, scope: Scope) -> Any:
     """Resolve `plan`'s parameters in `scope` and call it; teardowns are pushed to the scope."""
-    kwargs = {name: await _value(source, scope) for name, source in plan.params.items()}
+    kwargs = {}
+    for name, source in plan.params.items():
+        if not isinstance(source, Call):
+            kwargs[name] = _PROVIDERS[type(source)](source, scope)
+        elif not source.use_cache:
+            kwargs[name] = await call(source, scope)
+        elif source.func in scope.results:
+            kwargs[name] = scope.results[source.func]
+        else:
+            kwargs[name] = scope.results[source.func] = await call(source, scope)
     if plan.kind == "async":
         return await plan.func(**kwargs)
     if plan.kind == "sync":
         result = plan.func(**kwargs)
         return await result if inspect.isawaitable(result) else result
     manager = as_context_manager(plan)(**kwargs)
+    if scope.exit_stack is None:
+        scope.exit_stack = AsyncExitStack()
     if plan.kind == "async_cm":
         return await scope.exit_stack.enter_async_context(manager)
     return scope.exit_stack.enter_context(manager)
 
 
-async def _value(source: Source, scope: Scope) -> Any:
-    if isinstance(source, EventParam):
-        return scope.event(source.body)
-    if isinstance(source, Call):
-        if not source.use_cache:
-            return await call(source, scope)
-        cache = scope.results
-        if source.func not in cache:
-            cache[source.func] = await call(source, scope)
-        return cache[source.func]
-    if isinstance(source, SegmentParam):
-        raw = scope.segments[source.segment]
-        try:
-            return source.adapter.validate_python(raw)
-        except ValidationError as exc:
-            raise InvalidEvent(f"topic segment {{{source.segment}}}={raw!r} is invalid: {exc}") from exc
-    if isinstance(source, ContextParam):
-        return scope.context
-    if isinstance(source, MessageParam):
-        return scope.message
-    assert isinstance(source, DefaultParam)
-    return source.value
+def _segment(source: SegmentParam, scope: Scope) -> Any:
+    raw = scope.segments[source.segment]
+    try:
+        return source.adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(f"topic segment {{{source.segment}}}={raw!r} is invalid: {exc}") from exc
+
+
+_PROVIDERS: dict[type, Callable[[Any, Scope], Any]] = {
+    EventParam: lambda source, scope: scope.event(source.body),
+    SegmentParam: _segment,
+    ContextParam: lambda source, scope: scope.context,
+    MessageParam: lambda source, scope: scope.message,
+    DefaultParam: lambda source, scope: source.value,
+}

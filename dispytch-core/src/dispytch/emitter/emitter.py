@@ -48,11 +48,13 @@ class EventEmitter:
         self.backend: Backend | None = None
         self._timeout_callback: TimeoutCallback | None = None
         self._send = Chain.build(list(middleware), self._deliver).run
+        self._publish = producer.publish if isinstance(producer, SupportsPublish) else None
         self._warned_headers = False
 
     @classmethod
-    def from_backend(cls, name: str, *, emitter_options: Mapping[str, Any] | None = None,
-                     **settings: Any) -> Self:
+    def from_backend(
+        cls, name: str, *, emitter_options: Mapping[str, Any] | None = None, **settings: Any
+    ) -> Self:
         """An emitter on the backend registered as `name`, with validated `settings`."""
         return cls._on(*select_backend(name, settings), emitter_options)
 
@@ -62,8 +64,9 @@ class EventEmitter:
         return cls._on(*select_backend(url), emitter_options)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *,
-                    emitter_options: Mapping[str, Any] | None = None) -> Self:
+    def from_config(
+        cls, config: Mapping[str, Any], *, emitter_options: Mapping[str, Any] | None = None
+    ) -> Self:
         """An emitter from a mapping such as `os.environ`; see `dispytch.backends.selection`."""
         spec, settings, _ = settings_from_config(config)
         return cls._on(*select_backend(spec, settings), emitter_options)
@@ -84,7 +87,7 @@ class EventEmitter:
         envelope = Envelope(
             str(uuid.uuid4()),
             event.event_type(),
-            event.model_dump(mode="json"),
+            event.model_dump(mode="json", by_alias=True),
             int(time.time() * 1000),
         )
         message = OutgoingMessage(event.topic(), self.serializer.dumps(envelope), _config(event))
@@ -100,8 +103,8 @@ class EventEmitter:
 
     async def _deliver(self, ctx: EmitContext) -> None:
         message = ctx.message
-        if isinstance(self.producer, SupportsPublish):
-            await self.producer.publish(message)
+        if self._publish is not None:
+            await self._publish(message)
             return
         if message.headers and not self._warned_headers:
             self._warned_headers = True
@@ -130,6 +133,8 @@ def _config(event: EventBase) -> BaseModel | None:
     config = event.backend_config()
     render = getattr(config, "render", None)
     if callable(render):
-        rendered: BaseModel = render({name: getattr(event, name) for name in type(event).model_fields})
+        rendered: BaseModel = render(
+            {name: getattr(event, name) for name in type(event).model_fields}
+        )
         return rendered
     return config

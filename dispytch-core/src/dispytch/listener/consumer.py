@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Message:
     """One message as received from a backend.
 
@@ -38,7 +38,7 @@ class Consumer(ABC):
         """Yield messages as they arrive (an async generator)."""
 
     @abstractmethod
-    def ack(self, msg: Message) -> None | Awaitable[None]:
+    def ack(self, msg: Message) -> Awaitable[None] | None:
         """Mark `msg` as handled; may be a plain or an async method."""
 
 

@@ -23,6 +23,8 @@ logger = logging.getLogger("dispytch.listener")
 
 UnmatchedPolicy = Literal["ack", "dead_letter"]
 
+_ROUTE_CACHE_SIZE = 4096
+
 
 class Outcome(enum.IntEnum):
     """How a handled message is settled; the strongest outcome of its handlers wins."""
@@ -59,13 +61,14 @@ class Dispatcher:
         self.redelivery_delay = redelivery_delay
         self._chains = {id(h): Chain.build(h.middleware, _endpoint).run for h in handlers}
         self._body = {id(h): _event_body(h) for h in handlers}
+        self._routes: dict[tuple[str, str], list[tuple[Handler, dict[str, str]]]] = {}
 
     async def handle(self, msg: Message) -> None:
         """Run every matching handler on `msg`, then ack, nack or leave it to the broker."""
         outcome = await self._outcome(msg)
         if outcome is Outcome.ACK:
             result = self.consumer.ack(msg)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         elif outcome is Outcome.NACK:
             assert isinstance(self.consumer, SupportsNack)
@@ -79,11 +82,7 @@ class Dispatcher:
             envelope = self.serializer.loads(msg.payload)
         except DecodeError as exc:
             return await self._dead_letter(msg, exc, "undecodable", None, 1)
-        matched = [
-            (h, found)
-            for h in self.handlers
-            if h.accepts(envelope.type) and (found := h.pattern.match(msg.topic)) is not None
-        ]
+        matched = self._route(msg.topic, envelope.type)
         if not matched:
             return await self._unmatched(msg, envelope)
         if len(matched) == 1:
@@ -91,6 +90,21 @@ class Dispatcher:
             return await self._run(handler, msg, envelope, segments)
         outcomes = await asyncio.gather(*(self._run(h, msg, envelope, s) for h, s in matched))
         return max(outcomes)
+
+    def _route(self, topic: str, event_type: str) -> list[tuple[Handler, dict[str, str]]]:
+        """The handlers taking `event_type` on `topic`, with the topic's segments; cached."""
+        key = (topic, event_type)
+        found = self._routes.get(key)
+        if found is None:
+            found = [
+                (h, segments)
+                for h in self.handlers
+                if h.accepts(event_type) and (segments := h.pattern.match(topic)) is not None
+            ]
+            if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[key] = found
+        return found
 
     async def _run(
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
@@ -108,11 +122,17 @@ class Dispatcher:
             except Exception as exc:
                 if not policy.should_retry(exc, attempt):
                     logger.warning(
-                        "handler %s failed on %s (attempt %d): %r", handler.name, msg.topic, attempt, exc
+                        "handler %s failed on %s (attempt %d): %r",
+                        handler.name,
+                        msg.topic,
+                        attempt,
+                        exc,
                     )
                     return await self._dead_letter(msg, exc, "handler_failed", handler, attempt)
                 delay = policy.delay(attempt)
-                logger.info("handler %s failed (%r); retry %d in %.2fs", handler.name, exc, attempt, delay)
+                logger.info(
+                    "handler %s failed (%r); retry %d in %.2fs", handler.name, exc, attempt, delay
+                )
                 await asyncio.sleep(delay)
                 attempt += 1
 
@@ -149,7 +169,9 @@ class Dispatcher:
             except Exception:
                 logger.exception("could not publish a dead letter to %s", topic)
             else:
-                logger.warning("dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason)
+                logger.warning(
+                    "dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason
+                )
                 return Outcome.ACK
         if isinstance(self.consumer, SupportsNack):
             return Outcome.NACK
@@ -169,8 +191,15 @@ async def _endpoint(ctx: Context) -> Any:
     plan = ctx.handler.plan
     if plan.is_simple:
         return await call(plan, ctx.scope)
-    async with ctx.scope.exit_stack:
-        return await call(plan, ctx.scope)
+    scope = ctx.scope
+    try:
+        result = await call(plan, scope)
+    except BaseException as exc:
+        await scope.close(exc)
+        raise
+    if scope.exit_stack is not None:
+        await scope.close(None)
+    return result
 
 
 def _event_body(handler: Handler) -> Any:

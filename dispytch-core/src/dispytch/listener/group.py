@@ -41,7 +41,7 @@ class HandlerGroup:
         retry_interval: float = 1.25,
         retry: RetryPolicy | None = None,
         middleware: Sequence[Middleware[Context]] = (),
-        dead_letter_topic: str | None | Any = DEFAULT,
+        dead_letter_topic: str | Any | None = DEFAULT,
     ) -> Callable[[F], F]:
         """Register an async handler for `event` on `topic` (a pattern with `{name}` and `*`).
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from typing_extensions import Self
@@ -17,10 +16,11 @@ from dispytch.backends.requirements import check_requirements
 from dispytch.backends.selection import select_backend, settings_from_config
 from dispytch.emitter.producer import Producer
 from dispytch.lifecycle import start_if_possible, stop_if_possible
-from dispytch.listener.consumer import Consumer, Message
+from dispytch.listener.consumer import Consumer
 from dispytch.listener.dispatch import Dispatcher, UnmatchedPolicy
 from dispytch.listener.group import HandlerGroup
 from dispytch.listener.handler import DEFAULT, Handler
+from dispytch.listener.scheduler import Scheduler
 from dispytch.middleware import Context, Middleware
 from dispytch.retry import RetryPolicy
 from dispytch.serialization import JSONSerializer, Serializer
@@ -87,14 +87,19 @@ class EventListener:
         self._pulling: asyncio.Task[None] | None = None
         self._stop_timeout = 30.0
         self._stopping = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._lanes: dict[str, deque[Message]] = {}
+        self._scheduler: Scheduler | None = None
 
     # -- construction from a backend -------------------------------------------------------
 
     @classmethod
-    def from_backend(cls, name: str, *, group: str, listener_options: Mapping[str, Any] | None = None,
-                     **settings: Any) -> Self:
+    def from_backend(
+        cls,
+        name: str,
+        *,
+        group: str,
+        listener_options: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> Self:
         """A listener on the backend registered as `name` (or a URL), in consumer group `group`.
 
         `settings` are checked against the backend's settings model; `listener_options`
@@ -103,13 +108,20 @@ class EventListener:
         return cls(**(listener_options or {})).use_backend(name, group=group, **settings)
 
     @classmethod
-    def from_url(cls, url: str, *, group: str, listener_options: Mapping[str, Any] | None = None) -> Self:
+    def from_url(
+        cls, url: str, *, group: str, listener_options: Mapping[str, Any] | None = None
+    ) -> Self:
         """A listener on the backend named by the URL's scheme (`kafka://host:9092`, `memory://`)."""
         return cls.from_backend(url, group=group, listener_options=listener_options)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, group: str | None = None,
-                    listener_options: Mapping[str, Any] | None = None) -> Self:
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        group: str | None = None,
+        listener_options: Mapping[str, Any] | None = None,
+    ) -> Self:
         """A listener from a mapping such as `os.environ`; see `dispytch.backends.selection`."""
         spec, settings, configured_group = settings_from_config(config)
         chosen = group or configured_group
@@ -143,15 +155,20 @@ class EventListener:
         retry_interval: float = 1.25,
         retry: RetryPolicy | None = None,
         middleware: Sequence[Middleware[Context]] = (),
-        dead_letter_topic: str | None | Any = DEFAULT,
+        dead_letter_topic: str | Any | None = DEFAULT,
     ) -> Callable[[F], F]:
         """Register an async handler for `event` (or "*" for any) on the topic pattern `topic`."""
         group = HandlerGroup()
 
         def register(func: F) -> F:
             group.handler(
-                topic=topic, event=event, retries=retries, retry_on=retry_on,
-                retry_interval=retry_interval, retry=retry, middleware=middleware,
+                topic=topic,
+                event=event,
+                retries=retries,
+                retry_on=retry_on,
+                retry_interval=retry_interval,
+                retry=retry,
+                middleware=middleware,
                 dead_letter_topic=dead_letter_topic,
             )(func)
             self.add_handler_group(group)
@@ -162,7 +179,9 @@ class EventListener:
     def add_handler_group(self, group: HandlerGroup) -> None:
         """Add every handler of `group`, wrapped in the group's middleware."""
         self._require_idle("add handlers")
-        self.handlers.extend(spec.bind(self.topic_delimiter, group.middleware) for spec in group.specs)
+        self.handlers.extend(
+            spec.bind(self.topic_delimiter, group.middleware) for spec in group.specs
+        )
 
     def add_middleware(self, middleware: Middleware[Context]) -> None:
         """Wrap every handler in `middleware`, outside group and handler middleware."""
@@ -193,20 +212,25 @@ class EventListener:
                 max_deliveries=self.max_deliveries,
                 redelivery_delay=self.redelivery_delay,
             )
-            slots = asyncio.Semaphore(self.max_in_flight)
-            self._pulling = asyncio.create_task(self._pull(consumer, dispatcher, slots))
+            self._scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
+            self._pulling = asyncio.create_task(self._pull(consumer, self._scheduler))
             self._ready.set()
             try:
                 await self._pulling
             except asyncio.CancelledError:
                 if not self._stopping:
                     raise
-            await self._finish_in_flight(self._stop_timeout)
+            if not await self._scheduler.finish(self._stop_timeout):
+                logger.warning(
+                    "in-flight messages did not finish within %.1fs; left unacked",
+                    self._stop_timeout,
+                )
         except BaseException:
-            await self._cancel_in_flight()
+            if self._scheduler is not None:
+                await self._scheduler.cancel()
             raise
         finally:
-            self._pulling = None
+            self._pulling = self._scheduler = None
             self._ready.clear()
             for part in reversed(started):
                 await stop_if_possible(part)
@@ -245,11 +269,14 @@ class EventListener:
     def _build(self) -> tuple[Consumer, Producer | None]:
         if self.backend is None:
             if self.consumer is None:
-                raise TypeError("EventListener needs a consumer, or use EventListener.from_backend(...)")
+                raise TypeError(
+                    "EventListener needs a consumer, or use EventListener.from_backend(...)"
+                )
             return self.consumer, self.producer
         if not self.handlers:
             raise RuntimeError(
-                f"listener on backend {self.backend.name!r} has no handlers, so nothing to subscribe to"
+                f"listener on backend {self.backend.name!r} has no handlers, "
+                "so nothing to subscribe to"
             )
         check_requirements(self.backend, self)
         self.consumer = self.backend.create_consumer(self._backend_settings, self.subscription)
@@ -257,55 +284,10 @@ class EventListener:
             self.producer = self.backend.create_producer(self._backend_settings)
         return self.consumer, self.producer
 
-    async def _pull(self, consumer: Consumer, dispatcher: Dispatcher, slots: asyncio.Semaphore) -> None:
+    async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
+        ordered = self.ordered
         async for msg in consumer.listen():
-            await slots.acquire()
-            key = msg.key if self.ordered else None
-            if key is None:
-                self._spawn(self._handle(dispatcher, msg, slots))
-            elif key in self._lanes:
-                self._lanes[key].append(msg)
-            else:
-                self._lanes[key] = deque([msg])
-                self._spawn(self._drain_lane(key, dispatcher, slots))
-
-    async def _drain_lane(self, key: str, dispatcher: Dispatcher, slots: asyncio.Semaphore) -> None:
-        lane = self._lanes[key]
-        try:
-            while lane:
-                await self._handle(dispatcher, lane[0], slots)
-                lane.popleft()
-        finally:
-            self._lanes.pop(key, None)
-
-    async def _handle(self, dispatcher: Dispatcher, msg: Message, slots: asyncio.Semaphore) -> None:
-        try:
-            await dispatcher.handle(msg)
-        except Exception:
-            logger.exception("settling a message from %s failed; the broker will redeliver it", msg.topic)
-        finally:
-            slots.release()
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _finish_in_flight(self, timeout: float) -> None:
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        if pending:
-            logger.warning("%d message(s) still in flight after %.1fs; leaving them unacked",
-                           len(pending), timeout)
-            await self._cancel_in_flight()
-
-    async def _cancel_in_flight(self) -> None:
-        tasks = set(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._lanes.clear()
+            await scheduler.submit(msg, msg.key if ordered else None)
 
     def _require_idle(self, action: str) -> None:
         if self._pulling is not None:

@@ -10,7 +10,7 @@ class DecodeError(ValueError):
     """A payload is not a valid event envelope."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     """The wire format shared with Dispytch 0.10: `{"id", "type", "body", "timestamp"}`.
 
@@ -28,16 +28,20 @@ class Envelope:
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:
         """Check the shape of a decoded payload; raise `DecodeError` saying what is off."""
-        if not isinstance(data, dict):
-            raise DecodeError(f"expected an envelope object, got {type(data).__name__}")
-        missing = [k for k in ("id", "type", "body", "timestamp") if k not in data]
-        if missing:
-            raise DecodeError(f"envelope lacks {', '.join(missing)}")
-        if not isinstance(data["type"], str) or not isinstance(data["id"], str):
+        try:
+            envelope = cls(data["id"], data["type"], data["body"], data["timestamp"])
+        except (KeyError, TypeError):
+            if not isinstance(data, dict):
+                raise DecodeError(
+                    f"expected an envelope object, got {type(data).__name__}"
+                ) from None
+            missing = [k for k in ("id", "type", "body", "timestamp") if k not in data]
+            raise DecodeError(f"envelope lacks {', '.join(missing)}") from None
+        if type(envelope.id) is not str or type(envelope.type) is not str:
             raise DecodeError("envelope 'id' and 'type' must be strings")
-        if not isinstance(data["timestamp"], int) or isinstance(data["timestamp"], bool):
+        if type(envelope.timestamp) is not int:
             raise DecodeError("envelope 'timestamp' must be an integer (epoch milliseconds)")
-        return cls(data["id"], data["type"], data["body"], data["timestamp"])
+        return envelope
 
 
 class Serializer(Protocol):

@@ -60,7 +60,9 @@ class BackendUnderTest:
 
     def listener(self, group: str, **options: Any) -> EventListener:
         merged = {**self.listener_options, **options}
-        return EventListener.from_backend(self.name, group=group, listener_options=merged, **self.settings)
+        return EventListener.from_backend(
+            self.name, group=group, listener_options=merged, **self.settings
+        )
 
 
 class Ping(EventBase):
@@ -117,7 +119,9 @@ class ConformanceSuite:
             [event] = await probe.wait_for(1, backend.timeout)
         assert event.body == PingBody(seq=7, data="hello")
         assert (event.topic, event.type) == (topic, Ping.__event_type__)
-        assert event.id and event.timestamp > 0 and event.attempt >= 1
+        assert event.id
+        assert event.timestamp > 0
+        assert event.attempt >= 1
 
     @pytest.mark.asyncio
     async def test_topic_isolation(self, backend: BackendUnderTest) -> None:
@@ -142,7 +146,9 @@ class ConformanceSuite:
         listener = backend.listener(_fresh("group"))
         self.recording(listener, topic, probe)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
-            await asyncio.gather(*(emitter.emit(Ping(route=topic, seq=i)) for i in range(backend.bulk)))
+            await asyncio.gather(
+                *(emitter.emit(Ping(route=topic, seq=i)) for i in range(backend.bulk))
+            )
             await probe.wait_for(backend.bulk, backend.timeout)
         assert {e.body.seq for e in probe.items} == set(range(backend.bulk))
 
@@ -152,7 +158,9 @@ class ConformanceSuite:
         listener = backend.listener(_fresh("group"))
         self.recording(listener, topic, probe)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
-            emits = [asyncio.create_task(emitter.emit(Ping(route=topic, seq=i))) for i in range(500)]
+            emits = [
+                asyncio.create_task(emitter.emit(Ping(route=topic, seq=i))) for i in range(500)
+            ]
             await asyncio.gather(*emits)
             await probe.wait_for(500, backend.timeout)
         assert sorted(e.body.seq for e in probe.items) == list(range(500))
@@ -182,7 +190,7 @@ class ConformanceSuite:
         config = backend.key_config("the-key")
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
             for seq in range(200):
-                await emitter.emit(Ping(route=topic, seq=seq, __backend_config__=config))
+                await emitter.emit(Ping(route=topic, seq=seq).with_backend_config(config))
             await probe.wait_for(200, backend.timeout)
         assert probe.items == list(range(200))
 
@@ -197,7 +205,10 @@ class ConformanceSuite:
             ctx.message.headers["traceparent"] = "00-abc-def-01"
             await call_next(ctx)
 
-        async with running(listener, settle=backend.settle), backend.emitter(middleware=[trace]) as emitter:
+        async with (
+            running(listener, settle=backend.settle),
+            backend.emitter(middleware=[trace]) as emitter,
+        ):
             await emitter.emit(Ping(route=topic, seq=1))
             [event] = await probe.wait_for(1, backend.timeout)
         assert event.headers.get("traceparent") == "00-abc-def-01"
@@ -231,12 +242,16 @@ class ConformanceSuite:
                     await emitter.emit(Ping(route=topic, seq=seq))
             await one.wait_for(50, backend.timeout)
             await other.wait_for(50, backend.timeout)
-        assert {e.body.seq for e in one.items} == {e.body.seq for e in other.items} == set(range(50))
+        assert (
+            {e.body.seq for e in one.items} == {e.body.seq for e in other.items} == set(range(50))
+        )
 
     # -- failure and redelivery --------------------------------------------------------------
 
     @pytest.mark.asyncio
-    async def test_unacked_message_redelivered_after_restart(self, backend: BackendUnderTest) -> None:
+    async def test_unacked_message_redelivered_after_restart(
+        self, backend: BackendUnderTest
+    ) -> None:
         self.need(backend, "persistent")
         topic, group = _fresh("topic"), _fresh("group")
         started, redelivered = Probe(), Probe()
@@ -272,7 +287,10 @@ class ConformanceSuite:
         async with backend.emitter() as emitter:
             async with running(listener, settle=backend.settle, stop_timeout=backend.timeout):
                 for seq in range(5):
-                    await emitter.emit(Ping(route=topic, seq=seq, __backend_config__=backend.key_config(str(seq))))
+                    event = Ping(route=topic, seq=seq).with_backend_config(
+                        backend.key_config(str(seq))
+                    )
+                    await emitter.emit(event)
                 await started.wait_for(5, backend.timeout)
             assert sorted(finished.items) == list(range(5)), "stop() let in-flight handlers finish"
             if backend.registration.capabilities.persistent:
@@ -303,7 +321,9 @@ class ConformanceSuite:
         assert attempts[1] >= attempts[0]
 
     @pytest.mark.asyncio
-    async def test_handler_failure_retried_then_dead_lettered(self, backend: BackendUnderTest) -> None:
+    async def test_handler_failure_retried_then_dead_lettered(
+        self, backend: BackendUnderTest
+    ) -> None:
         topic, calls, letters = _fresh("topic"), Probe(), Probe()
         listener = backend.listener(_fresh("group"))
 
@@ -313,14 +333,21 @@ class ConformanceSuite:
             raise ValueError(f"cannot handle {event.body.seq}")
 
         dlq = self.dead_letter_listener(backend, topic, letters)
-        async with running(dlq, settle=backend.settle), running(listener, settle=backend.settle):
-            async with backend.emitter() as emitter:
-                await emitter.emit(Ping(route=topic, seq=5))
-                [letter] = await letters.wait_for(1, backend.timeout)
+        async with (
+            running(dlq, settle=backend.settle),
+            running(listener, settle=backend.settle),
+            backend.emitter() as emitter,
+        ):
+            await emitter.emit(Ping(route=topic, seq=5))
+            [letter] = await letters.wait_for(1, backend.timeout)
         assert calls.items == [5, 5, 5], "one attempt plus two retries"
-        assert letter.reason == "handler_failed" and letter.attempts == 3
-        assert letter.error_type == "builtins.ValueError" and letter.error_message == "cannot handle 5"
-        assert letter.topic == topic and letter.handler and "always_fails" in letter.handler
+        assert letter.reason == "handler_failed"
+        assert letter.attempts == 3
+        assert letter.error_type == "builtins.ValueError"
+        assert letter.error_message == "cannot handle 5"
+        assert letter.topic == topic
+        assert letter.handler
+        assert "always_fails" in letter.handler
         assert b'"seq": 5' in letter.original_payload()
 
     @pytest.mark.asyncio
@@ -337,10 +364,13 @@ class ConformanceSuite:
                 [letter] = await letters.wait_for(1, backend.timeout)
                 await emitter.emit(Ping(route=topic, seq=2))
                 [event] = await probe.wait_for(1, backend.timeout)
-        assert letter.reason == "undecodable" and letter.original_payload() == garbage
+        assert letter.reason == "undecodable"
+        assert letter.original_payload() == garbage
         assert event.body.seq == 2, "the listener keeps going after a bad message"
 
-    def dead_letter_listener(self, backend: BackendUnderTest, topic: str, letters: Probe) -> EventListener:
+    def dead_letter_listener(
+        self, backend: BackendUnderTest, topic: str, letters: Probe
+    ) -> EventListener:
         dlq = backend.listener(_fresh("group"))
 
         @dlq.handler(topic=f"{topic}.dlq", event=DEAD_LETTER_EVENT)

@@ -1,0 +1,136 @@
+"""The memory backend: the whole Dispytch pipeline next to a hand-written loop on the same broker.
+
+Both sides do the same work per event: decode the JSON envelope, validate the body with
+pydantic, resolve one dependency, call the handler, ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Annotated
+
+from harness import Payload, Row, sample_body
+
+from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
+from dispytch.emitter.producer import OutgoingMessage
+from dispytch.routing import TopicPattern
+
+TOPIC = "bench.events"
+
+
+class BenchEvent(EventBase):
+    __topic__ = TOPIC
+    __event_type__ = "bench"
+
+    user_id: int
+    name: str
+    score: float
+    tags: list[str]
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+COUNTER = Counter()
+
+
+def counter_dependency() -> Counter:
+    return COUNTER
+
+
+async def run(n: int) -> list[Row]:
+    events = [BenchEvent(**sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    return [
+        await _emit_raw(n),
+        await _emit_dispytch(events),
+        await _consume_raw(events),
+        await _consume_dispytch(events),
+    ]
+
+
+def _row(scenario: str, implementation: str, n: int, seconds: float) -> Row:
+    return Row("memory", scenario, implementation, n, seconds)
+
+
+async def _emit_raw(n: int) -> Row:
+    broker_name = uuid.uuid4().hex
+    producer = MemoryProducer(get_broker(broker_name))
+    bodies = [sample_body(i) for i in range(n)]
+    start = time.perf_counter()
+
+    async def send(body: dict[str, object]) -> None:
+        envelope = {"id": str(uuid.uuid4()), "type": "bench", "body": body,
+                    "timestamp": int(time.time() * 1000)}
+        await producer.publish(OutgoingMessage(TOPIC, json.dumps(envelope).encode()))
+
+    await asyncio.gather(*(send(b) for b in bodies))
+    return _row("emit", "raw memory producer", n, time.perf_counter() - start)
+
+
+async def _emit_dispytch(events: list[BenchEvent]) -> Row:
+    emitter = EventEmitter.from_url(f"memory://{uuid.uuid4().hex}")
+    start = time.perf_counter()
+    async with emitter:
+        await asyncio.gather(*(emitter.emit(e) for e in events))
+    return _row("emit", "dispytch", len(events), time.perf_counter() - start)
+
+
+async def _preload(events: list[BenchEvent]) -> str:
+    """A fresh broker holding `events` for group "bench"; returns its name."""
+    name = uuid.uuid4().hex
+    get_broker(name).join("bench", [TopicPattern(TOPIC)])
+    async with EventEmitter.from_url(f"memory://{name}") as emitter:
+        for event in events:
+            await emitter.emit(event)
+    return name
+
+
+async def _consume_raw(events: list[BenchEvent]) -> Row:
+    n = len(events)
+    consumer = MemoryConsumer(get_broker(await _preload(events)), "bench", [TopicPattern(TOPIC)])
+    COUNTER.count = 0
+
+    async def handler(body: Payload, counter: Counter) -> None:
+        counter.count += 1
+
+    await consumer.start()
+    start = time.perf_counter()
+    async for msg in consumer.listen():
+        envelope = json.loads(msg.payload)
+        await handler(Payload.model_validate(envelope["body"]), counter_dependency())
+        consumer.ack(msg)
+        if COUNTER.count == n:
+            break
+    seconds = time.perf_counter() - start
+    await consumer.stop()
+    return _row("consume", "raw memory consumer", n, seconds)
+
+
+async def _consume_dispytch(events: list[BenchEvent]) -> Row:
+    n = len(events)
+    broker = await _preload(events)
+    COUNTER.count = 0
+    done = asyncio.Event()
+    listener = EventListener.from_url(f"memory://{broker}", group="bench")
+
+    @listener.handler(topic=TOPIC, event="bench")
+    async def handler(
+        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
+    ) -> None:
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    start = time.perf_counter()
+    task = asyncio.create_task(listener.listen())
+    await done.wait()
+    seconds = time.perf_counter() - start
+    await listener.stop()
+    await task
+    return _row("consume", "dispytch", n, seconds)

@@ -1,0 +1,254 @@
+"""RabbitMQ: Dispytch next to a hand-written aio-pika loop and FastStream 0.7, on one node.
+
+The node is started here (tools/brokers.py); every implementation uses it in the same run
+and does the same work per event.
+
+- emit: build the JSON envelope, publish it persistent and mandatory to a durable topic
+  exchange, wait for the publisher confirm; `n` events concurrently, connection open.
+- consume: `n` events pre-loaded in a durable queue; connect, consume with prefetch 100
+  and manual acks, one message at a time; decode the envelope, validate `Payload` with
+  pydantic, resolve one dependency, call a trivial handler, ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import aio_pika
+from faststream import Depends
+from faststream.rabbit import (
+    Channel,
+    ExchangeType,
+    RabbitBroker,
+    RabbitExchange,
+    RabbitQueue,
+)
+from harness import Payload, Row, sample_body
+from pydantic import BaseModel
+
+from brokers import RabbitMQServer
+from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+
+EXCHANGE = "bench"
+PREFETCH = 100
+EVENT_TYPE = "bench"
+
+
+class BenchEvent(EventBase):
+    __topic__ = "{route}"
+    __event_type__ = EVENT_TYPE
+
+    route: str
+    user_id: int
+    name: str
+    score: float
+    tags: list[str]
+
+
+class Envelope(BaseModel):
+    """The wire envelope, as FastStream validates it."""
+
+    id: str
+    type: str
+    body: Payload
+    timestamp: int
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+COUNTER = Counter()
+
+
+def counter_dependency() -> Counter:
+    return COUNTER
+
+
+def envelope(i: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": EVENT_TYPE,
+        "body": sample_body(i),
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+async def run(n: int) -> list[Row]:
+    server = RabbitMQServer()
+    await asyncio.to_thread(server.start)
+    try:
+        url = server.url
+        rows = [
+            await _emit(url, n, "raw aio-pika", _emit_raw),
+            await _emit(url, n, "dispytch", _emit_dispytch),
+            await _emit(url, n, "faststream 0.7", _emit_faststream),
+            await _consume(url, n, "raw aio-pika", _consume_raw),
+            await _consume(url, n, "dispytch", _consume_dispytch),
+            await _consume(url, n, "faststream 0.7", _consume_faststream),
+        ]
+    finally:
+        await asyncio.to_thread(server.close)
+    return rows
+
+
+# -- emit --------------------------------------------------------------------------------------
+
+Emit = Callable[[str, int, str], Awaitable[float]]
+
+
+async def _emit(url: str, n: int, implementation: str, emit: Emit) -> Row:
+    """Run one emit implementation into a bound, then purged, queue."""
+    topic = f"emit.{uuid.uuid4().hex[:8]}"
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+        sink = await channel.declare_queue(topic, durable=True)
+        await sink.bind(exchange, topic)
+        seconds = await emit(url, n, topic)
+        await sink.delete(if_unused=False, if_empty=False)
+    return Row("rabbitmq", "emit", implementation, n, seconds)
+
+
+async def _emit_raw(url: str, n: int, topic: str) -> float:
+    async with await aio_pika.connect_robust(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+
+        async def publish(i: int) -> None:
+            message = aio_pika.Message(
+                json.dumps(envelope(i)).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+            await exchange.publish(message, topic, mandatory=True)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publish(i) for i in range(n)))
+        return time.perf_counter() - start
+
+
+async def _emit_dispytch(url: str, n: int, topic: str) -> float:
+    events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    async with EventEmitter.from_backend("rabbitmq", url=url, exchange=EXCHANGE) as emitter:
+        start = time.perf_counter()
+        await asyncio.gather(*(emitter.emit(e) for e in events))
+        return time.perf_counter() - start
+
+
+async def _emit_faststream(url: str, n: int, topic: str) -> float:
+    broker = RabbitBroker(url, logger=None)
+    exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+    await broker.connect()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(
+                broker.publish(envelope(i), exchange=exchange, routing_key=topic, persist=True)
+                for i in range(n)
+            )
+        )
+        return time.perf_counter() - start
+    finally:
+        await broker.stop()
+
+
+# -- consume -----------------------------------------------------------------------------------
+
+Consume = Callable[[str, int, str, str], Awaitable[float]]
+
+
+async def _consume(url: str, n: int, implementation: str, consume: Consume) -> Row:
+    """Pre-load `n` events into a fresh durable queue, then time one consume implementation."""
+    topic = f"consume.{uuid.uuid4().hex[:8]}"
+    group = topic.replace(".", "-")
+    queue = f"{EXCHANGE}.{group}"  # the name Dispytch gives the group's queue
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+        loaded = await channel.declare_queue(queue, durable=True)
+        await loaded.bind(exchange, topic)
+        for first in range(0, n, 1000):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            json.dumps(envelope(i)).encode(),
+                            content_type="application/json",
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        topic,
+                    )
+                    for i in range(first, min(first + 1000, n))
+                )
+            )
+        COUNTER.count = 0
+        seconds = await consume(url, n, topic, group)
+        assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
+        await loaded.delete(if_unused=False, if_empty=False)
+    return Row("rabbitmq", "consume", implementation, n, seconds)
+
+
+async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
+    async def handler(body: Payload, counter: Counter) -> None:
+        counter.count += 1
+
+    start = time.perf_counter()
+    async with await aio_pika.connect_robust(url) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await channel.declare_queue(f"{EXCHANGE}.{group}", durable=True)
+        async with queue.iterator() as messages:
+            async for message in messages:
+                data = json.loads(message.body)
+                await handler(Payload.model_validate(data["body"]), counter_dependency())
+                await message.ack()
+                if COUNTER.count == n:
+                    break
+        return time.perf_counter() - start
+
+
+async def _consume_dispytch(url: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    listener = EventListener.from_backend(
+        "rabbitmq", group=group, url=url, exchange=EXCHANGE, prefetch=PREFETCH
+    )
+
+    @listener.handler(topic=topic, event=EVENT_TYPE)
+    async def handler(
+        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
+    ) -> None:
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    start = time.perf_counter()
+    task = asyncio.create_task(listener.listen())
+    await done.wait()
+    seconds = time.perf_counter() - start
+    await listener.stop()
+    await task
+    return seconds
+
+
+async def _consume_faststream(url: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    broker = RabbitBroker(url, default_channel=Channel(prefetch_count=PREFETCH), logger=None)
+    queue = RabbitQueue(f"{EXCHANGE}.{group}", durable=True, routing_key=topic)
+
+    @broker.subscriber(queue, RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True))
+    async def handler(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    start = time.perf_counter()
+    await broker.start()
+    await done.wait()
+    seconds = time.perf_counter() - start
+    await broker.stop()
+    return seconds

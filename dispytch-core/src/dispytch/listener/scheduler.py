@@ -1,0 +1,134 @@
+"""Scheduling handled messages: a bound on in-flight work, one lane per ordering key,
+and a pool of workers for messages without a key.
+
+Workers are reused rather than started per message: a worker keeps taking queued
+messages until none are left, so a fast handler costs no task switch at all, while
+a slow one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from dispytch.listener.consumer import Message
+
+logger = logging.getLogger("dispytch.listener")
+
+Handle = Callable[[Message], Awaitable[None]]
+
+
+class Scheduler:
+    """Runs `handle(msg)` for submitted messages, at most `limit` at a time.
+
+    Messages sharing a key run one after another, in submission order; messages
+    without a key run concurrently. `submit` waits while the bound is reached,
+    which is how the listener stops pulling from its consumer.
+    """
+
+    def __init__(self, handle: Handle, limit: int) -> None:
+        self._handle = handle
+        self._slots = asyncio.Semaphore(limit)
+        self._limit = limit
+        self._lanes: dict[str, deque[Message]] = {}
+        self._queue: deque[Message] = deque()
+        self._idle: list[asyncio.Future[None]] = []
+        self._workers = 0
+        self._starting = 0
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, msg: Message, key: str | None) -> None:
+        """Queue `msg`, waiting first while `limit` messages are in flight."""
+        await self._slots.acquire()
+        if key is None:
+            self._queue.append(msg)
+            self._wake_or_spawn()
+        elif key in self._lanes:
+            self._lanes[key].append(msg)
+        else:
+            self._lanes[key] = deque([msg])
+            self._spawn(self._drain_lane(key))
+
+    async def finish(self, timeout: float) -> bool:
+        """Let queued and running messages finish within `timeout` seconds; cancel the rest.
+
+        True when everything finished.
+        """
+        self._closing = True
+        self._wake_all()
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        if pending:
+            await self.cancel()
+        return not pending
+
+    async def cancel(self) -> None:
+        """Cancel every worker; what they were handling is left unsettled."""
+        self._closing = True
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+        self._queue.clear()
+
+    def _wake_or_spawn(self) -> None:
+        # `_starting` counts workers that will look at the queue soon: new or just woken.
+        if self._idle:
+            self._wake(self._idle.pop())
+        elif len(self._queue) > self._starting and self._workers < self._limit:
+            self._starting += 1
+            self._spawn(self._work())
+
+    def _wake_all(self) -> None:
+        while self._idle:
+            self._wake(self._idle.pop())
+
+    def _wake(self, waiter: asyncio.Future[None]) -> None:
+        self._starting += 1
+        waiter.set_result(None)
+
+    async def _work(self) -> None:
+        self._workers += 1
+        self._starting -= 1
+        try:
+            while True:
+                while self._queue:
+                    await self._run(self._queue.popleft())
+                if self._closing:
+                    return
+                waiter = asyncio.get_running_loop().create_future()
+                self._idle.append(waiter)
+                await waiter
+                self._starting -= 1
+        finally:
+            self._workers -= 1
+
+    async def _drain_lane(self, key: str) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane:
+                await self._run(lane[0])
+                lane.popleft()
+        finally:
+            self._lanes.pop(key, None)
+
+    async def _run(self, msg: Message) -> None:
+        try:
+            await self._handle(msg)
+        except Exception:
+            logger.exception(
+                "settling a message from %s failed; the broker will redeliver it", msg.topic
+            )
+        finally:
+            self._slots.release()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
