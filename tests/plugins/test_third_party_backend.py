@@ -41,7 +41,9 @@ def test_discovered_with_its_distribution() -> None:
 def test_listed_by_the_cli() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "dispytch.cli", "backends", "--json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     listed = {b["name"]: b for b in json.loads(out)["backends"]}
     assert listed["sqlite"]["distribution"] == "dispytch-sqlite"

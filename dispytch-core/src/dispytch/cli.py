@@ -20,6 +20,7 @@ from dispytch.backends.selection import BackendSettingsError
 from dispytch.backends.settings import redact_url
 from dispytch.di import DependencyError
 from dispytch.emitter.emitter import EventEmitter
+from dispytch.emitter.producer import ProducerTimeout
 from dispytch.event import EventBase
 from dispytch.listener.group import HandlerGroup
 from dispytch.listener.listener import EventListener
@@ -144,11 +145,23 @@ async def _run_until_signalled(listener: EventListener, stop_timeout: float) -> 
             print("dispytch: stopping; finishing in-flight events ...", file=sys.stderr)
             stopping.append(loop.create_task(listener.stop(timeout=stop_timeout)))
 
+    async def announce() -> None:
+        await listener.wait_ready()
+        where = listener.backend.name if listener.backend else type(listener.consumer).__name__
+        topics = ", ".join(str(p) for p in listener.subscription.patterns)
+        print(
+            f"dispytch: listening on {where} as group {listener.group!r} to {topics}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+    ready = loop.create_task(announce())
     try:
         await listener.listen()
     finally:
+        ready.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if stopping:
@@ -203,7 +216,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
         raise CommandError("--body must be a JSON object")
     headers = dict(_header(h) for h in args.header)
     event = _operator_event(args.topic, args.event_type)(**body)
-    asyncio.run(_emit(backend, event, headers))
+    try:
+        asyncio.run(_emit(backend, event, headers))
+    except (OSError, TimeoutError, ProducerTimeout) as exc:
+        raise CommandError(f"could not emit to {redact_url(backend)}: {exc}") from None
     print(f"emitted {args.event_type} to {args.topic} via {redact_url(backend)}")
     return 0
 

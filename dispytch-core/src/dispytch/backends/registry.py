@@ -146,12 +146,14 @@ class BackendRegistry:
 
     def add(self, backend: Backend) -> None:
         """Register `backend`; a second backend under a taken name or scheme is a conflict."""
-        for key in (backend.name, *backend.schemes):
-            holder = self._by_name.get(key) or next(iter(self._conflicts.get(key, [])), None)
-            if holder is not None and holder.distribution != backend.distribution:
-                self._conflicts.setdefault(key, [holder]).append(backend)
-                self._by_name.pop(key, None)
-            elif key not in self._conflicts:
+        for key in dict.fromkeys((backend.name, *backend.schemes)):
+            holder = self._by_name.get(key)
+            if key in self._conflicts:
+                self._conflicts[key].append(backend)
+            elif holder is not None and holder.distribution != backend.distribution:
+                self._conflicts[key] = [holder, backend]
+                del self._by_name[key]
+            else:
                 self._by_name[key] = backend
 
     def get(self, name: str) -> Backend:

@@ -173,8 +173,8 @@ class Dispatcher:
                     "dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason
                 )
                 return Outcome.ACK
-        if isinstance(self.consumer, SupportsNack):
-            return Outcome.NACK
+        if isinstance(self.consumer, SupportsNack) and reason != "too_many_deliveries":
+            return Outcome.NACK  # a message past max_deliveries would only come back again
         logger.error(
             "message from %s could not be handled and has no dead-letter destination; "
             "acking it to keep the stream moving. Dead letter: %s",

@@ -280,14 +280,19 @@ class EventListener:
             )
         check_requirements(self.backend, self)
         self.consumer = self.backend.create_consumer(self._backend_settings, self.subscription)
-        if self.producer is None and self.dead_letter_topic is not None:
+        dead_letters = self.dead_letter_topic is not None or any(
+            h.spec.dead_letter_topic not in (DEFAULT, None) for h in self.handlers
+        )
+        if self.producer is None and dead_letters:
             self.producer = self.backend.create_producer(self._backend_settings)
         return self.consumer, self.producer
 
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
         ordered = self.ordered
+        await scheduler.reserve()  # room for a message before pulling it: backpressure
         async for msg in consumer.listen():
-            await scheduler.submit(msg, msg.key if ordered else None)
+            scheduler.submit(msg, msg.key if ordered else None)
+            await scheduler.reserve()
 
     def _require_idle(self, action: str) -> None:
         if self._pulling is not None:

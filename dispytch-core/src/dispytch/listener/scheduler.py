@@ -25,8 +25,8 @@ class Scheduler:
     """Runs `handle(msg)` for submitted messages, at most `limit` at a time.
 
     Messages sharing a key run one after another, in submission order; messages
-    without a key run concurrently. `submit` waits while the bound is reached,
-    which is how the listener stops pulling from its consumer.
+    without a key run concurrently. `reserve` waits while the bound is reached; the
+    listener calls it before pulling each message, so it stops pulling from its consumer.
     """
 
     def __init__(self, handle: Handle, limit: int) -> None:
@@ -41,9 +41,12 @@ class Scheduler:
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, msg: Message, key: str | None) -> None:
-        """Queue `msg`, waiting first while `limit` messages are in flight."""
+    async def reserve(self) -> None:
+        """Wait until fewer than `limit` messages are in flight and hold a place for one more."""
         await self._slots.acquire()
+
+    def submit(self, msg: Message, key: str | None) -> None:
+        """Queue `msg` in the place taken by `reserve()`."""
         if key is None:
             self._queue.append(msg)
             self._wake_or_spawn()

@@ -43,4 +43,6 @@ def _producer(settings: SQLiteSettings) -> SQLiteProducer:
 
 
 def _consumer(settings: SQLiteSettings, subscription: Subscription) -> SQLiteConsumer:
-    return SQLiteConsumer(_store(settings.path), settings, subscription.group, subscription.patterns)
+    return SQLiteConsumer(
+        _store(settings.path), settings, subscription.group, subscription.patterns
+    )

@@ -63,14 +63,22 @@ class Store:
 
     async def subscribe(self, group: str, patterns: Iterable[TopicPattern]) -> None:
         rows = [(group, p.text, p.delimiter) for p in patterns]
-        await self._run(lambda db: db.executemany(
-            "INSERT OR IGNORE INTO subscriptions VALUES (?, ?, ?)", rows
-        ))
+        await self._run(
+            lambda db: db.executemany("INSERT OR IGNORE INTO subscriptions VALUES (?, ?, ?)", rows)
+        )
 
-    async def publish(self, topic: str, payload: bytes, headers: dict[str, str], key: str | None) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, headers: dict[str, str], key: str | None
+    ) -> None:
         def insert(db: sqlite3.Connection) -> None:
-            subscriptions = db.execute("SELECT grp, pattern, delimiter FROM subscriptions").fetchall()
-            groups = {g for g, text, delim in subscriptions if TopicPattern(text, delim).match(topic) is not None}
+            subscriptions = db.execute(
+                "SELECT grp, pattern, delimiter FROM subscriptions"
+            ).fetchall()
+            groups = {
+                g
+                for g, text, delim in subscriptions
+                if TopicPattern(text, delim).match(topic) is not None
+            }
             encoded = json.dumps(headers)
             with db:
                 db.executemany(
@@ -98,15 +106,19 @@ class Store:
         await self._run(lambda db: db.execute("DELETE FROM messages WHERE id = ?", (message_id,)))
 
     async def release(self, message_id: int, delay: float) -> None:
-        await self._run(lambda db: db.execute(
-            "UPDATE messages SET held_by = NULL, visible_at = ? WHERE id = ?",
-            (time.time() + delay, message_id),
-        ))
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE messages SET held_by = NULL, visible_at = ? WHERE id = ?",
+                (time.time() + delay, message_id),
+            )
+        )
 
     async def release_all(self, holder: str) -> None:
-        await self._run(lambda db: db.execute(
-            "UPDATE messages SET held_by = NULL, visible_at = 0 WHERE held_by = ?", (holder,)
-        ))
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE messages SET held_by = NULL, visible_at = 0 WHERE held_by = ?", (holder,)
+            )
+        )
 
     def close(self) -> None:
         with self._lock:
