@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -148,39 +147,37 @@ async def test_run_serves_an_app_until_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "handled.log"
     (tmp_path / "pingapp.py").write_text(textwrap.dedent(APP.format(log=log)))
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dispytch.cli",
-            "run",
-            "pingapp:handlers",
-            "--backend",
-            url,
-            "--group",
-            "app",
-        ],
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dispytch.cli",
+        "run",
+        "pingapp:handlers",
+        "--backend",
+        url,
+        "--group",
+        "app",
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=asyncio.subprocess.PIPE,
     )
+    assert server.stderr is not None
     try:
-        assert server.stderr is not None
-        ready = await asyncio.wait_for(asyncio.to_thread(server.stderr.readline), 60)
-        assert "listening on sqlite as group 'app' to app.pings" in ready
+        ready = await asyncio.wait_for(server.stderr.readline(), 60)
+        assert b"listening on sqlite as group 'app' to app.pings" in ready
         async with EventEmitter.from_url(url) as emitter:
             for n in range(3):
                 await emitter.emit(Ping(n=n))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_lines(log)) < 3:
+        for _ in range(1200):
+            if len(_lines(log)) == 3:
+                break
             await asyncio.sleep(0.05)
         assert sorted(_lines(log)) == ["0", "1", "2"]
     finally:
         server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=60)
+        stderr = await asyncio.wait_for(server.stderr.read(), 60)
+        await server.wait()
     assert server.returncode == 0, stderr
-    assert "stopping" in stderr
+    assert b"stopping" in stderr
 
 
 def _lines(path: Path) -> list[str]:

@@ -28,7 +28,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_others_still_work(
     assert "no_such_dependency" in failure.error
     assert found.get("fine").distribution == "dispytch-fine"
     assert found.get("memory").distribution == "dispytch-core"
-    with pytest.raises(BackendError, match="dispytch-broken 1.2.3 failed to load"):
+    with pytest.raises(BackendError, match=r"dispytch-broken 1\.2\.3 failed to load"):
         found.get("broken")
 
 

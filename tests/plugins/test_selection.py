@@ -4,6 +4,7 @@ settings validated with the field named; passwords kept out of sight."""
 from __future__ import annotations
 
 import logging
+
 import pytest
 
 from dispytch import EventEmitter, EventListener

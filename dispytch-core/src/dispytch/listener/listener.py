@@ -87,6 +87,7 @@ class EventListener:
         self._pulling: asyncio.Task[None] | None = None
         self._stop_timeout = 30.0
         self._stopping = False
+        self._running = False
         self._scheduler: Scheduler | None = None
 
     # -- construction from a backend -------------------------------------------------------
@@ -197,10 +198,13 @@ class EventListener:
         self._stopping = False
         consumer, producer = self._build()
         started: list[Any] = []
+        self._running = True
         try:
             for part in (producer, consumer):
                 await start_if_possible(part)
                 started.append(part)
+            if self._stopping:
+                return  # stop() was called while the consumer was starting
             dispatcher = Dispatcher(
                 consumer,
                 [_with_outer(h, self.middleware) for h in self.handlers],
@@ -230,6 +234,7 @@ class EventListener:
                 await self._scheduler.cancel()
             raise
         finally:
+            self._running = False
             self._pulling = self._scheduler = None
             self._ready.clear()
             for part in reversed(started):
@@ -243,9 +248,10 @@ class EventListener:
         """
         self._stop_timeout = timeout
         self._stopping = True
-        if self._pulling is None:
+        if not self._running:
             return
-        self._pulling.cancel()
+        if self._pulling is not None:
+            self._pulling.cancel()
         await self._done.wait()
 
     async def wait_ready(self) -> None:
@@ -295,7 +301,7 @@ class EventListener:
             await scheduler.reserve()
 
     def _require_idle(self, action: str) -> None:
-        if self._pulling is not None:
+        if self._running:
             raise RuntimeError(f"cannot {action} while the listener is running")
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 from dispytch.backends import Backend, Capabilities, Subscription, hookimpl
 from dispytch_sqlite.store import Store
 from dispytch_sqlite.transport import SQLiteConsumer, SQLiteProducer, SQLiteSettings
 
 
-@lru_cache(maxsize=None)
+@cache
 def _store(path: str) -> Store:
     return Store(path)
 

@@ -82,7 +82,8 @@ class Store:
             encoded = json.dumps(headers)
             with db:
                 db.executemany(
-                    "INSERT INTO messages (grp, topic, payload, headers, key, visible_at) VALUES (?, ?, ?, ?, ?, 0)",
+                    "INSERT INTO messages (grp, topic, payload, headers, key, visible_at) "
+                    "VALUES (?, ?, ?, ?, ?, 0)",
                     [(g, topic, payload, encoded, key) for g in sorted(groups)],
                 )
 
