@@ -1,0 +1,25 @@
+"""The RabbitMQ backend of Dispytch, on aio-pika.
+
+Use it by name (`EventEmitter.from_backend("rabbitmq", url=...)`), by URL
+(`amqp://...`, `amqps://...`), or with aio-pika objects you declared yourself
+(`RabbitMQProducer([exchange])`, `RabbitMQConsumer(queue)`).
+"""
+
+from dispytch_rabbitmq.config import RabbitMQEventConfig
+from dispytch_rabbitmq.connection import RabbitMQConnectionError
+from dispytch_rabbitmq.consumer import DeadLetteringRabbitMQConsumer, RabbitMQConsumer
+from dispytch_rabbitmq.producer import RabbitMQProducer, RabbitMQPublishError, UnroutableMessage
+from dispytch_rabbitmq.settings import RabbitMQSettings
+from dispytch_rabbitmq.topology import TopologyError
+
+__all__ = [
+    "DeadLetteringRabbitMQConsumer",
+    "RabbitMQConnectionError",
+    "RabbitMQConsumer",
+    "RabbitMQEventConfig",
+    "RabbitMQProducer",
+    "RabbitMQPublishError",
+    "RabbitMQSettings",
+    "TopologyError",
+    "UnroutableMessage",
+]

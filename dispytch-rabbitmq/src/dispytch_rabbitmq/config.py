@@ -1,0 +1,37 @@
+"""Per-event RabbitMQ options, set as an event's `__backend_config__`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from aio_pika import DeliveryMode
+from pydantic import BaseModel, ConfigDict
+
+
+class RabbitMQEventConfig(BaseModel):
+    """AMQP message properties and headers for an event, and where to publish it.
+
+    Unset fields keep the defaults: persistent delivery, the producer's exchange,
+    and the `mandatory` flag of the settings.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exchange: str | None = None
+    """Publish to this exchange instead of the producer's own."""
+    mandatory: bool | None = None
+    """Whether an unroutable message is an error (True) or silently dropped (False)."""
+    delivery_mode: DeliveryMode | int | None = None
+    priority: int | None = None
+    expiration: int | float | datetime | timedelta | None = None
+    headers: dict[str, Any] | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    message_id: str | None = None
+    timestamp: int | float | datetime | timedelta | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None

@@ -1,0 +1,234 @@
+"""The RabbitMQ consumer: manual acks, delayed requeue, native dead-lettering, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    ConsumerTag,
+)
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+from dispytch.backends.backend import Subscription
+from dispytch.listener.consumer import Consumer, Message
+from dispytch_rabbitmq import topology
+from dispytch_rabbitmq.connection import connect
+from dispytch_rabbitmq.settings import RabbitMQSettings
+
+logger = logging.getLogger("dispytch_rabbitmq")
+
+_GONE = (AMQPError, ConnectionError)
+"""Errors settling a message whose channel is gone: the broker redelivers it anyway."""
+
+_PROPERTIES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
+
+
+class RabbitMQConsumer(Consumer):
+    """Consumes RabbitMQ queues and acknowledges each message after it was handled.
+
+    `RabbitMQConsumer(queue, ...)` consumes aio-pika queues you declared yourself, as in
+    Dispytch 0.10. `RabbitMQConsumer(settings=..., subscription=...)` connects, sets the
+    prefetch and declares the group's queue and bindings on `start()` (what
+    `EventListener.from_backend` does).
+
+    - The topic is the routing key; the ordering key is the queue name.
+    - `nack(msg, delay)` holds the message for `delay` seconds, then rejects it with
+      requeue: no hot loop, and at most `prefetch` messages are held.
+    - `attempt` is the quorum queue's delivery count, else 2 for a redelivered message.
+    - `metadata`: `queue`, `exchange`, `routing_key`, `delivery_tag`, `redelivered`,
+      `consumer_tag`, `headers` (all AMQP headers, any type) and `properties`.
+    - `stop()` cancels the consumer and hands every message not acked back to the broker.
+    """
+
+    def __init__(
+        self,
+        *queues: AbstractQueue,
+        settings: RabbitMQSettings | None = None,
+        subscription: Subscription | None = None,
+    ) -> None:
+        if bool(queues) == (settings is not None) or (settings is None) != (subscription is None):
+            raise TypeError(
+                "RabbitMQConsumer takes either aio-pika queues or settings=... and subscription=..."
+            )
+        self.queues = list(queues)
+        self._settings = settings
+        self._subscription = subscription
+        self._connection: AbstractRobustConnection | None = None
+        self._tags: dict[str, ConsumerTag] = {}
+        self._inbox: asyncio.Queue[tuple[str, AbstractIncomingMessage]] = asyncio.Queue()
+        self._unsettled: set[Message] = set()
+        self._delayed: set[asyncio.Task[None]] = set()
+        self._delimiter = settings.topic_delimiter if settings is not None else "."
+        if subscription is not None:
+            _check_delimiter(subscription, self._delimiter)
+
+    async def start(self) -> None:
+        """Connect and declare (settings only), then start consuming every queue."""
+        if self._tags:
+            return
+        if self._settings is not None and self._subscription is not None:
+            self.queues = [await self._open(self._settings, self._subscription)]
+        for queue in self.queues:
+            self._tags[queue.name] = await queue.consume(partial(self._receive, queue.name))
+
+    async def _open(self, settings: RabbitMQSettings, subscription: Subscription) -> AbstractQueue:
+        connection = await connect(settings, f"consumer {subscription.group}")
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=settings.prefetch)
+            queue = await topology.group_queue(
+                channel, settings, subscription.group, subscription.patterns
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        return queue
+
+    async def _receive(self, queue: str, raw: AbstractIncomingMessage) -> None:
+        self._inbox.put_nowait((queue, raw))
+
+    async def listen(self) -> AsyncIterator[Message]:
+        """Yield messages as the broker delivers them."""
+        if not self._tags:
+            await self.start()
+        while True:
+            queue, raw = await self._inbox.get()
+            if _stale(raw):
+                continue  # its channel closed (a reconnect): the broker delivers it again
+            msg = self._message(queue, raw)
+            self._unsettled.add(msg)
+            yield msg
+
+    async def ack(self, msg: Message) -> None:
+        """Acknowledge a handled message."""
+        self._unsettled.discard(msg)
+        try:
+            await msg.raw.ack()
+        except _GONE as exc:
+            logger.warning("could not ack a message from %s (%s); it comes again", msg.topic, exc)
+
+    async def nack(self, msg: Message, delay: float = 0.0) -> None:
+        """Requeue a message after about `delay` seconds, holding it until then."""
+        self._unsettled.discard(msg)
+        if delay <= 0:
+            await _requeue(msg.raw)
+            return
+        task = asyncio.create_task(self._requeue_later(msg.raw, delay))
+        self._delayed.add(task)
+        task.add_done_callback(self._delayed.discard)
+
+    async def _requeue_later(self, raw: AbstractIncomingMessage, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            await _requeue(raw)
+
+    async def stop(self) -> None:
+        """Cancel consuming and give every message not acked back to the broker."""
+        for queue in self.queues:
+            tag = self._tags.pop(queue.name, None)
+            if tag is not None:
+                with suppress(*_GONE):
+                    await queue.cancel(tag)
+        for task in list(self._delayed):
+            task.cancel()
+        await asyncio.gather(*self._delayed, return_exceptions=True)
+        while not self._inbox.empty():
+            await _requeue(self._inbox.get_nowait()[1])
+        for msg in self._unsettled:
+            await _requeue(msg.raw)
+        self._unsettled.clear()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    def _message(self, queue: str, raw: AbstractIncomingMessage) -> Message:
+        headers: dict[str, Any] = raw.headers or {}
+        routing_key = raw.routing_key or ""
+        count = headers.get("x-delivery-count")
+        return Message(
+            topic=routing_key.replace(".", self._delimiter)
+            if self._delimiter != "."
+            else routing_key,
+            payload=raw.body,
+            key=queue,
+            headers={k: v for k, v in headers.items() if isinstance(v, str)},
+            attempt=count + 1 if isinstance(count, int) else 2 if raw.redelivered else 1,
+            metadata={
+                "queue": queue,
+                "exchange": raw.exchange,
+                "routing_key": routing_key,
+                "delivery_tag": raw.delivery_tag,
+                "redelivered": raw.redelivered,
+                "consumer_tag": raw.consumer_tag,
+                "headers": headers,
+                "properties": {name: getattr(raw, name) for name in _PROPERTIES},
+            },
+            raw=raw,
+        )
+
+
+class DeadLetteringRabbitMQConsumer(RabbitMQConsumer):
+    """A `RabbitMQConsumer` for queues with a dead-letter exchange.
+
+    A listener with `native_dead_letter=True` rejects failed messages without requeue,
+    and RabbitMQ routes them through the queue's dead-letter exchange (adding an
+    `x-death` header). Use it only for queues that have one: without, RabbitMQ drops
+    rejected messages.
+    """
+
+    async def dead_letter(self, msg: Message, reason: str) -> None:
+        """Reject `msg` without requeue so that RabbitMQ dead-letters it."""
+        self._unsettled.discard(msg)
+        logger.warning("dead-lettering a message from %s through the DLX: %s", msg.topic, reason)
+        try:
+            await msg.raw.reject(requeue=False)
+        except _GONE as exc:
+            logger.warning(
+                "could not dead-letter a message from %s (%s); RabbitMQ will deliver it again",
+                msg.topic,
+                exc,
+            )
+
+
+async def _requeue(raw: AbstractIncomingMessage) -> None:
+    with suppress(*_GONE):
+        await raw.reject(requeue=True)
+
+
+def _stale(raw: AbstractIncomingMessage) -> bool:
+    try:
+        return raw.channel.is_closed
+    except ChannelInvalidStateError:
+        return True
+
+
+def _check_delimiter(subscription: Subscription, delimiter: str) -> None:
+    for pattern in subscription.patterns:
+        if pattern.delimiter != delimiter:
+            raise ValueError(
+                f"handler topic {pattern.text!r} uses the delimiter {pattern.delimiter!r}, but the "
+                f"RabbitMQ setting topic_delimiter is {delimiter!r}: set both to the same value"
+            )

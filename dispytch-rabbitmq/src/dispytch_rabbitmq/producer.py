@@ -1,0 +1,232 @@
+"""The RabbitMQ producer: persistent messages, publisher confirms, unroutable messages reported."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aio_pika import DeliveryMode
+from aio_pika import Message as AMQPMessage
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import (
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    ConnectionClosed,
+    DeliveryError,
+    PublishError,
+)
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+from pydantic import BaseModel
+
+from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
+from dispytch_rabbitmq import topology
+from dispytch_rabbitmq.config import RabbitMQEventConfig
+from dispytch_rabbitmq.connection import RabbitMQConnectionError, connect
+from dispytch_rabbitmq.settings import RabbitMQSettings
+
+_CONNECTION_LOST = (ConnectionError, ConnectionClosed, ChannelInvalidStateError)
+
+
+class RabbitMQPublishError(Exception):
+    """The broker did not accept a published message."""
+
+
+class UnroutableMessage(RabbitMQPublishError):
+    """No queue is bound for a message published as mandatory."""
+
+
+class RabbitMQProducer(Producer):
+    """Publishes events to RabbitMQ and returns once the broker confirmed them.
+
+    `RabbitMQProducer([exchange, ...], timeout=...)` publishes through aio-pika exchanges
+    you declared yourself, as in Dispytch 0.10: the first is the default and
+    `RabbitMQEventConfig(exchange=...)` picks another. `RabbitMQProducer(settings=...)`
+    connects and declares its exchange on `start()` (what `EventEmitter.from_backend`
+    does). The topic is the routing key.
+    """
+
+    def __init__(
+        self,
+        exchanges: Sequence[AbstractExchange] = (),
+        timeout: float | None = None,
+        *,
+        mandatory: bool = True,
+        settings: RabbitMQSettings | None = None,
+    ) -> None:
+        if bool(exchanges) == (settings is not None):
+            raise TypeError(
+                "RabbitMQProducer takes either a list of aio-pika exchanges or settings=..."
+            )
+        self.exchanges = {e.name: e for e in exchanges}
+        self.timeout = timeout
+        self.mandatory = mandatory
+        self._default = exchanges[0].name if exchanges else ""
+        if settings is not None:
+            self.timeout, self.mandatory = settings.publish_timeout, settings.mandatory
+            self._default = settings.exchange
+        self._settings = settings
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect and declare the exchange (settings only; exchanges given are used as is)."""
+        async with self._starting:
+            if self._settings is None or self._connection is not None:
+                return
+            connection = await connect(self._settings, "producer")
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await topology.exchange(channel, self._settings)
+            except BaseException:
+                await connection.close()
+                raise
+            self.exchanges = {exchange.name: exchange}
+            self._connection, self._channel = connection, channel
+
+    async def stop(self) -> None:
+        """Close the connection this producer opened."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            self.exchanges = {}
+            await connection.close()
+
+    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
+        """Publish `payload` with routing key `topic`; see `publish`."""
+        await self.publish(OutgoingMessage(topic, payload, config))
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Publish a message and wait for the broker's confirmation.
+
+        Raises `UnroutableMessage` when a mandatory message reached no queue,
+        `RabbitMQPublishError` when the broker refused it, and `ProducerTimeout`
+        when no confirmation came within the timeout (which includes waiting for
+        a lost connection to come back).
+        """
+        config = _event_config(message.config)
+        exchange = await self._exchange(config.exchange)
+        mandatory = self.mandatory if config.mandatory is None else config.mandatory
+        headers = {**config.headers, **message.headers} if config.headers else message.headers
+        amqp_message = AMQPMessage(
+            message.payload,
+            headers=dict(headers),
+            delivery_mode=config.delivery_mode or DeliveryMode.PERSISTENT,
+            priority=config.priority,
+            expiration=config.expiration,
+            content_type=config.content_type,
+            content_encoding=config.content_encoding,
+            correlation_id=config.correlation_id,
+            reply_to=config.reply_to,
+            message_id=config.message_id,
+            timestamp=config.timestamp,
+            type=config.type,
+            user_id=config.user_id,
+            app_id=config.app_id,
+        )
+        routing_key = self._routing_key(message.topic)
+        await self._publish(exchange, amqp_message, routing_key, mandatory)
+
+    async def _publish(
+        self, exchange: AbstractExchange, message: AMQPMessage, routing_key: str, mandatory: bool
+    ) -> None:
+        """Publish and wait for the confirmation, waiting out a reconnect within the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        while True:
+            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+            try:
+                result = await exchange.publish(
+                    message, routing_key, mandatory=mandatory, timeout=remaining
+                )
+            except asyncio.TimeoutError as exc:
+                raise ProducerTimeout(
+                    f"RabbitMQ did not confirm a message to {exchange.name!r} with routing key "
+                    f"{routing_key!r} within {self.timeout}s"
+                ) from exc
+            except PublishError as exc:
+                raise _unroutable(exchange.name, routing_key, exc.message) from exc
+            except DeliveryError as exc:
+                raise RabbitMQPublishError(
+                    f"RabbitMQ refused a message to {exchange.name!r} with routing key "
+                    f"{routing_key!r} ({exc.frame}); a queue limit may be reached"
+                ) from exc
+            except ChannelNotFoundEntity as exc:
+                raise RabbitMQPublishError(
+                    f"exchange {exchange.name!r} does not exist on the broker: declare it "
+                    "(declare=True does for the producer's own exchange)"
+                ) from exc
+            except _CONNECTION_LOST as exc:
+                await self._await_reconnect(exchange, deadline, exc)
+                continue
+            if isinstance(result, DeliveredMessage):  # returned: on_return_raises is off
+                raise _unroutable(exchange.name, routing_key, result)
+            return
+
+    async def _await_reconnect(
+        self, exchange: AbstractExchange, deadline: float | None, lost: Exception
+    ) -> None:
+        channel = getattr(exchange, "channel", None)
+        remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        if not isinstance(channel, AbstractRobustChannel) or remaining is None or remaining <= 0:
+            raise RabbitMQConnectionError(
+                f"lost the connection to RabbitMQ while publishing to {exchange.name!r} "
+                f"({type(lost).__name__}: {lost}); the message was not confirmed"
+            ) from lost
+        try:
+            await asyncio.wait_for(channel.ready(), remaining)
+        except asyncio.TimeoutError:
+            raise ProducerTimeout(
+                f"lost the connection to RabbitMQ while publishing to {exchange.name!r} and it "
+                f"did not come back within {self.timeout}s ({type(lost).__name__}: {lost})"
+            ) from lost
+
+    async def _exchange(self, name: str | None) -> AbstractExchange:
+        if not self.exchanges:
+            await self.start()
+        name = name or self._default
+        if name in self.exchanges:
+            return self.exchanges[name]
+        if self._channel is None:
+            raise ValueError(
+                f"RabbitMQEventConfig names exchange {name!r}, but this producer was given "
+                f"{sorted(self.exchanges)}: pass that exchange to RabbitMQProducer too"
+            )
+        found = await self._channel.get_exchange(name, ensure=False)
+        self.exchanges[name] = found
+        return found
+
+    def _routing_key(self, topic: str) -> str:
+        return topic if self._settings is None else self._settings.routing_key(topic)
+
+
+def _event_config(config: BaseModel | None) -> RabbitMQEventConfig:
+    if config is None:
+        return _DEFAULT_CONFIG
+    if not isinstance(config, RabbitMQEventConfig):
+        raise TypeError(
+            f"the RabbitMQ backend takes a RabbitMQEventConfig as __backend_config__, "
+            f"got {type(config).__name__}"
+        )
+    return config
+
+
+_DEFAULT_CONFIG = RabbitMQEventConfig()
+
+
+def _unroutable(
+    exchange: str, routing_key: str, returned: DeliveredMessage | None
+) -> UnroutableMessage:
+    frame = returned.delivery if returned is not None else None
+    reply = frame.reply_text if isinstance(frame, Basic.Return) else None
+    return UnroutableMessage(
+        f"RabbitMQ could not route a message on exchange {exchange!r} with routing key "
+        f"{routing_key!r} ({reply or 'NO_ROUTE'}): no queue is bound for it. Start a listener "
+        "for this topic first (it declares and binds its queue), bind a queue yourself, or "
+        "set mandatory=False to drop such messages silently"
+    )

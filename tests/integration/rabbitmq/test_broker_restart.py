@@ -1,0 +1,96 @@
+"""The node stops and starts again mid-stream: emitters retry or fail clearly, the listener
+reconnects and resumes, and no confirmed event is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from pydantic import BaseModel
+
+from brokers import RabbitMQServer
+from dispytch import Event, EventBase, EventEmitter, EventListener, ProducerTimeout
+from dispytch.testing import Probe, running
+
+pytestmark = pytest.mark.rabbitmq
+
+EVENTS = 600
+
+
+class Ping(EventBase):
+    __topic__ = "{route}"
+    __event_type__ = "restart.ping"
+
+    route: str
+    seq: int
+
+
+class Body(BaseModel):
+    seq: int
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[RabbitMQServer]:
+    """A node of this test's own: the session's node must never restart."""
+    server = RabbitMQServer()
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+async def test_node_restart_mid_stream(own_server: RabbitMQServer) -> None:
+    url, topic = own_server.url, f"restart.{uuid.uuid4().hex[:8]}"
+    fast = {"url": url, "reconnect_interval": 0.2}
+    listener = EventListener.from_backend("rabbitmq", group="restart", **fast)
+    seen = Probe()
+
+    @listener.handler(topic=topic, event=Ping.__event_type__)
+    async def record(event: Event[Body]) -> None:
+        seen.add(event.body.seq)
+
+    patient = EventEmitter.from_backend("rabbitmq", publish_timeout=60, **fast)
+    impatient = EventEmitter.from_backend("rabbitmq", publish_timeout=0.5, **fast)
+    confirmed: set[int] = set()
+
+    async def emit_all() -> None:
+        lanes = 8
+
+        async def lane(first: int) -> None:
+            for seq in range(first, EVENTS, lanes):
+                await patient.emit(Ping(route=topic, seq=seq))
+                confirmed.add(seq)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(lane(i) for i in range(lanes)))
+
+    async with running(listener), patient, impatient:
+        stream = asyncio.create_task(emit_all())
+        await seen.wait_for(100, 30)
+
+        await asyncio.to_thread(own_server.stop)
+        with pytest.raises(ProducerTimeout, match="lost the connection to RabbitMQ"):
+            await impatient.emit(Ping(route=topic, seq=-1))
+        during = asyncio.create_task(patient.emit(Ping(route=topic, seq=EVENTS)))
+        await asyncio.sleep(0.5)
+        assert not during.done(), "the patient emitter waits for the node instead of failing"
+        await asyncio.to_thread(own_server.start)
+
+        await asyncio.wait_for(asyncio.gather(stream, during), 90)
+        await impatient.emit(Ping(route=topic, seq=EVENTS + 1))  # it reconnected as well
+        confirmed |= {EVENTS, EVENTS + 1}
+        await _until(lambda: set(seen.items) >= confirmed, 60)
+
+    assert confirmed == set(range(EVENTS + 2)), "every emit was confirmed, waiting out the restart"
+    assert -1 not in seen.items, "the emit that failed was not delivered after all"
+
+
+async def _until(check: Callable[[], bool], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"condition not met within {timeout}s"
+        await asyncio.sleep(0.05)
