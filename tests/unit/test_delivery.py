@@ -328,6 +328,21 @@ async def test_with_no_dead_letter_topic_a_nack_capable_consumer_gets_nack(
     assert (dlq_wire.sent, consumer.acked) == ([], [])
 
 
+async def test_a_payload_that_can_never_decode_is_not_nacked_into_a_loop(wire: Wire) -> None:
+    consumer = NackingConsumer(wire)
+    listener = EventListener(consumer, dead_letter_topic=None)
+
+    @listener.handler(topic="payments.{account}", event="charged")
+    async def never_called(event: Event[Charge]) -> None:
+        raise AssertionError("an undecodable payload reached a handler")
+
+    async with running(listener):
+        wire.put("payments.acme", b"\xff not json")
+        await eventually(lambda: len(consumer.acked) + len(consumer.nacked) == 1)
+
+    assert (len(consumer.acked), consumer.nacked) == (1, []), "a redelivery could only fail again"
+
+
 async def test_with_nowhere_to_send_a_failure_the_message_is_still_acked(wire: Wire) -> None:
     consumer = SyncAckConsumer(wire)
     listener = EventListener(consumer)
@@ -526,3 +541,55 @@ async def test_the_loop_survives_handlers_that_raise(wire: Wire) -> None:
         await eventually(lambda: len(consumer.acked) == 6)
 
     assert sorted(probe.items) == list(range(6))
+
+
+# -- configuration errors --------------------------------------------------------------------
+
+
+def test_retry_interval_is_the_wait_between_retries_as_in_0_10() -> None:
+    listener = EventListener()
+
+    @listener.handler(topic="t", event="e", retries=3, retry_interval=0.5)
+    async def handle() -> None: ...
+
+    [handler] = listener.handlers
+    assert [handler.spec.retry.delay(n) for n in (1, 2, 3)] == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("template", ["dead.{topik}", "dead.{0}", "dead.{topic"])
+def test_a_bad_dead_letter_topic_is_rejected_up_front(template: str) -> None:
+    with pytest.raises(ValueError, match="dead-letter topic"):
+        EventListener(dead_letter_topic=template)
+
+    async def handle() -> None: ...
+
+    with pytest.raises(ValueError, match="dead-letter topic"):
+        EventListener().handler(topic="t", event="e", dead_letter_topic=template)(handle)
+
+
+def test_an_unknown_unmatched_policy_is_rejected() -> None:
+    with pytest.raises(ValueError, match="on_unmatched"):
+        EventListener(on_unmatched="drop")  # type: ignore[arg-type]
+
+
+async def test_a_body_that_does_not_validate_is_dead_lettered_without_retries(
+    wire: Wire, dlq_wire: Wire
+) -> None:
+    listener, calls = EventListener(SyncAckConsumer(wire), producer=WireProducer(dlq_wire)), Probe()
+
+    @listener.handler(topic="payments.{account}", event="charged", retries=3, retry_interval=0)
+    async def handle(event: Event[Charge]) -> None:
+        calls.add(event)
+
+    async with running(listener):
+        body = b'{"account": "acme", "cents": "lots"}'
+        wire.put(
+            "payments.acme",
+            b'{"id": "1", "type": "charged", "body": ' + body + b', "timestamp": 1}',
+        )
+        await eventually(lambda: len(dlq_wire.sent) == 1)
+
+    [(_, letter)] = dead_letters(dlq_wire)
+    assert (letter.reason, letter.attempts) == ("invalid", 1)
+    assert "cents" in letter.error_message
+    assert calls.items == []

@@ -226,7 +226,7 @@ def narcissus(me: "Annotated[int, Dependency(narcissus)]") -> int:
     return me
 
 
-def unresolvable(value: "Annotated[int, Dependency(nowhere)]") -> int:  # type: ignore[name-defined]  # noqa: F821
+def unresolvable(value: "Annotated[int, Dependency(nowhere)]") -> int:  # noqa: F821
     return value
 
 

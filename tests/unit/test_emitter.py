@@ -27,7 +27,7 @@ class BatchingProducer(Producer):
         self.batches: list[list[str]] = []
         self.flushed = asyncio.Event()
 
-    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None):
+    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         self.pending.append(topic)
         if len(self.pending) == self.batch_size:
             self.batches.append(self.pending)
@@ -81,7 +81,8 @@ async def test_a_timeout_goes_to_an_async_on_timeout_callback() -> None:
 
 
 async def test_a_timeout_is_raised_when_configured_so() -> None:
-    emitter, timed_out = EventEmitter(TimingOutProducer(), raise_on_timeout=True), []
+    emitter = EventEmitter(TimingOutProducer(), raise_on_timeout=True)
+    timed_out: list[EventBase] = []
     emitter.on_timeout(timed_out.append)
 
     with pytest.raises(ProducerTimeout, match=r"did not confirm a send to mail\.ada"):
@@ -96,10 +97,10 @@ async def test_a_timeout_is_raised_when_no_callback_is_set() -> None:
 
 async def test_other_send_errors_are_not_treated_as_timeouts() -> None:
     class Refusing(Producer):
-        async def send(self, topic: str, payload: bytes, config: BaseModel | None = None):
+        async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
             raise ConnectionRefusedError("broker down")
 
-    emitter, timed_out = EventEmitter(Refusing()), []
+    emitter, timed_out = EventEmitter(Refusing()), list[EventBase]()
     emitter.on_timeout(timed_out.append)
 
     with pytest.raises(ConnectionRefusedError):

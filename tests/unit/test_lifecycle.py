@@ -3,6 +3,7 @@ of producers and consumers."""
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -56,10 +57,8 @@ class StartStopConsumer(AsyncAckConsumer):
         self.log.append("consumer stopped")
 
 
-def ticking_listener(
-    consumer: SyncAckConsumer | AsyncAckConsumer, **options: object
-) -> EventListener:
-    listener = EventListener(consumer, **options)  # type: ignore[arg-type]
+def ticking_listener(consumer: SyncAckConsumer | AsyncAckConsumer, **options: Any) -> EventListener:
+    listener = EventListener(consumer, **options)
 
     @listener.handler(topic="ticks", event="tick")
     async def tick(event: Event[TickBody]) -> None: ...
@@ -267,7 +266,7 @@ async def test_a_running_listener_refuses_changes_and_a_second_listen(wire: Wire
         with pytest.raises(RuntimeError, match="cannot add handlers while the listener is running"):
             listener.handler(topic="other", event="tick")(handle)
         with pytest.raises(RuntimeError, match="cannot add middleware"):
-            listener.add_middleware(middleware)  # type: ignore[arg-type]
+            listener.add_middleware(middleware)
         with pytest.raises(RuntimeError, match="cannot listen"):
             await listener.listen()
 

@@ -1,6 +1,7 @@
 """Point 3: the 0.10 wire format, JSON by default, msgpack as an extra, bad input dead-lettered."""
 
 import json
+import zlib
 
 import msgpack
 import pytest
@@ -9,6 +10,7 @@ from seed_fakes import SyncAckConsumer, Wire, WireProducer
 from support import WAIT, dead_letters, eventually
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.serialization import DecodeError, Envelope, JSONSerializer
 from dispytch.serialization.msgpack import MessagePackSerializer
 from dispytch.testing import Probe, running
 
@@ -74,6 +76,35 @@ async def test_msgpack_serializer_round_trips(wire: Wire) -> None:
 
     envelope = msgpack.unpackb(wire.sent[0].payload)
     assert sorted(envelope) == ["body", "id", "timestamp", "type"]
+
+
+class CompressedJSON:
+    """A user's own serializer: the JSON envelope, zlib-compressed."""
+
+    def dumps(self, envelope: Envelope) -> bytes:
+        return zlib.compress(JSONSerializer().dumps(envelope))
+
+    def loads(self, payload: bytes) -> Envelope:
+        try:
+            return JSONSerializer().loads(zlib.decompress(payload))
+        except zlib.error as exc:
+            raise DecodeError(f"not compressed: {exc}") from None
+
+
+async def test_any_serializer_with_dumps_and_loads_plugs_in(wire: Wire) -> None:
+    listener = EventListener(SyncAckConsumer(wire), serializer=CompressedJSON())
+    probe = Probe()
+
+    @listener.handler(topic="parcels", event="shipped")
+    async def record(event: Event[Parcel]) -> None:
+        probe.add(event.body)
+
+    emitter = EventEmitter(WireProducer(wire), serializer=CompressedJSON())
+    async with running(listener), emitter:
+        await emitter.emit(Shipped(parcel="p-3", weight_g=9))
+        assert await probe.wait_for(1, WAIT) == [Parcel(parcel="p-3", weight_g=9)]
+
+    assert json.loads(zlib.decompress(wire.sent[0].payload))["type"] == "shipped"
 
 
 UNDECODABLE = {

@@ -24,6 +24,18 @@ DEAD_LETTER_EVENT = "dispytch.dead_letter"
 Reason = Literal["handler_failed", "undecodable", "invalid", "unmatched", "too_many_deliveries"]
 
 
+def check_topic_template(template: str) -> None:
+    """Raise `ValueError` now for a dead-letter topic that does not format with `{topic}` alone,
+    rather than at the first dead letter, which could then not be settled."""
+    try:
+        template.format(topic="topic")
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise ValueError(
+            f"dead-letter topic {template!r} cannot be formatted ({type(exc).__name__}: {exc}); "
+            "the only placeholder it may use is {topic}"
+        ) from None
+
+
 class DeadLetter(BaseModel):
     """Body of a dead-letter event: the original message and the error that stopped it."""
 

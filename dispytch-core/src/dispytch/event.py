@@ -6,7 +6,7 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel
 from typing_extensions import Self
 
 if TYPE_CHECKING:
@@ -32,17 +32,15 @@ class EventBase(BaseModel):
     __event_type__: ClassVar[str]
     __backend_config__: ClassVar[BaseModel | None] = None
 
-    _instance_backend_config: BaseModel | None = PrivateAttr(default=None)
-
     def __init__(self, /, **data: Any) -> None:
         config = data.pop("__backend_config__", None)
         super().__init__(**data)
         if config is not None:
-            self._instance_backend_config = config
+            self.with_backend_config(config)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "__backend_config__":
-            self._instance_backend_config = value
+            self.with_backend_config(value)
         else:
             super().__setattr__(name, value)
 
@@ -54,12 +52,12 @@ class EventBase(BaseModel):
     def with_backend_config(self, config: BaseModel | None) -> Self:
         """Set this instance's backend config and return the event (a typed alternative to
         passing `__backend_config__=` to the constructor)."""
-        self._instance_backend_config = config
+        object.__setattr__(self, "__backend_config__", config)  # an instance attribute, not a field
         return self
 
     def backend_config(self) -> BaseModel | None:
         """This instance's backend config, falling back to the class's."""
-        return self._instance_backend_config or type(self).__backend_config__
+        return self.__backend_config__
 
     def topic(self) -> str:
         """`__topic__` formatted from this event's fields."""

@@ -39,7 +39,9 @@ class RetryPolicy:
         retry_interval: float = 1.25,
         **options: float,
     ) -> RetryPolicy:
-        """Build a policy from the handler decorator's arguments (a class, tuple or list)."""
+        """Build a policy from the handler decorator's arguments (`retry_on` a class, tuple or
+        list). As in Dispytch 0.10, `retry_interval` is the wait before every retry: no backoff
+        and no jitter unless `options` ask for them."""
         kinds: tuple[type[BaseException], ...] | None
         if retry_on is None:
             kinds = None
@@ -50,7 +52,7 @@ class RetryPolicy:
         for kind in kinds or ():
             if not (isinstance(kind, type) and issubclass(kind, BaseException)):
                 raise TypeError(f"retry_on takes exception classes, got {kind!r}")
-        return cls(retries, kinds, retry_interval, **options)
+        return cls(retries, kinds, retry_interval, **{"backoff": 1.0, "jitter": 0.0, **options})
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Whether attempt number `attempt` (1-based), which raised `error`, is tried again."""

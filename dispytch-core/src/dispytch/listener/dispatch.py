@@ -151,7 +151,12 @@ class Dispatcher:
         handler: Handler | None,
         attempts: int,
     ) -> Outcome:
-        """Send `msg` where failed messages go; the outcome says how to settle it."""
+        """Send `msg` where failed messages go; the outcome says how to settle it.
+
+        Without a dead-letter destination a consumer that can nack gets the message
+        back, but only when another try may succeed: after a handler failure or a
+        failed dead-letter publish, not for a payload that can never decode.
+        """
         if self.native_dead_letter:
             assert isinstance(self.consumer, SupportsDeadLetter)
             await self.consumer.dead_letter(msg, f"{reason}: {type(error).__name__}: {error}")
@@ -162,19 +167,21 @@ class Dispatcher:
         letter = DeadLetter.of(
             msg, error, reason=reason, handler=handler.name if handler else None, attempts=attempts
         )
+        retryable = reason == "handler_failed"
         if template is not None and self.producer is not None:
             topic = template.format(topic=msg.topic)
             try:
                 await _publish(self.producer, topic, self.serializer.dumps(letter.envelope()))
             except Exception:
                 logger.exception("could not publish a dead letter to %s", topic)
+                retryable = True
             else:
                 logger.warning(
                     "dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason
                 )
                 return Outcome.ACK
-        if isinstance(self.consumer, SupportsNack) and reason != "too_many_deliveries":
-            return Outcome.NACK  # a message past max_deliveries would only come back again
+        if retryable and isinstance(self.consumer, SupportsNack):
+            return Outcome.NACK
         logger.error(
             "message from %s could not be handled and has no dead-letter destination; "
             "acking it to keep the stream moving. Dead letter: %s",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dispytch.dead_letter import check_topic_template
 from dispytch.di.plan import Call, DependencyError, plan_call
 from dispytch.middleware import Context, Middleware
 from dispytch.retry import RetryPolicy
@@ -81,5 +82,10 @@ def handler_spec(
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"handler {where} must be an async function (async def)")
     plan_call(func, segments=None, context_type=Context)  # report signature errors now
+    if dead_letter_topic not in (DEFAULT, None):
+        try:
+            check_topic_template(dead_letter_topic)
+        except ValueError as exc:
+            raise ValueError(f"handler {where}: {exc}") from None
     policy = retry or RetryPolicy.of(retries, retry_on, retry_interval)
     return HandlerSpec(func, topic, event, policy, tuple(middleware), dead_letter_topic)

@@ -14,6 +14,7 @@ from typing_extensions import Self
 from dispytch.backends.backend import Backend, Subscription
 from dispytch.backends.requirements import check_requirements
 from dispytch.backends.selection import select_backend, settings_from_config
+from dispytch.dead_letter import check_topic_template
 from dispytch.emitter.producer import Producer
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.listener.consumer import Consumer
@@ -65,6 +66,10 @@ class EventListener:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if on_unmatched not in ("ack", "dead_letter"):
+            raise ValueError(f"on_unmatched is 'ack' or 'dead_letter', got {on_unmatched!r}")
+        if dead_letter_topic is not None:
+            check_topic_template(dead_letter_topic)
         self.consumer = consumer
         self.producer = producer
         self.serializer: Serializer = serializer or JSONSerializer()
