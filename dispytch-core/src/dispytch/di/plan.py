@@ -66,10 +66,13 @@ class Call:
     use_cache: bool = True
     is_simple: bool = field(init=False)
     """True when the call has no dependencies, so nothing needs a cache or a teardown."""
+    is_plain: bool = field(init=False)
+    """True for a plain sync function without dependencies of its own."""
 
     def __post_init__(self) -> None:
         simple = not any(isinstance(p, Call) for p in self.params.values())
         object.__setattr__(self, "is_simple", simple)
+        object.__setattr__(self, "is_plain", simple and self.kind == "sync")
 
 
 def plan_call(

@@ -70,12 +70,20 @@ async def call(plan: Call, scope: Scope) -> Any:
     for name, source in plan.params.items():
         if not isinstance(source, Call):
             kwargs[name] = _PROVIDERS[type(source)](source, scope)
-        elif not source.use_cache:
-            kwargs[name] = await call(source, scope)
-        elif source.func in scope.results:
+        elif source.use_cache and source.func in scope.results:
             kwargs[name] = scope.results[source.func]
         else:
-            kwargs[name] = scope.results[source.func] = await call(source, scope)
+            if source.is_plain:  # the common case, called without a coroutine of its own
+                value = (
+                    source.func(**_plain_kwargs(source, scope)) if source.params else source.func()
+                )
+                if inspect.isawaitable(value):
+                    value = await value
+            else:
+                value = await call(source, scope)
+            if source.use_cache:
+                scope.results[source.func] = value
+            kwargs[name] = value
     if plan.kind == "async":
         return await plan.func(**kwargs)
     if plan.kind == "sync":
@@ -87,6 +95,10 @@ async def call(plan: Call, scope: Scope) -> Any:
     if plan.kind == "async_cm":
         return await scope.exit_stack.enter_async_context(manager)
     return scope.exit_stack.enter_context(manager)
+
+
+def _plain_kwargs(plan: Call, scope: Scope) -> dict[str, Any]:
+    return {name: _PROVIDERS[type(source)](source, scope) for name, source in plan.params.items()}
 
 
 def _segment(source: SegmentParam, scope: Scope) -> Any:

@@ -300,10 +300,20 @@ class EventListener:
 
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
         ordered = self.ordered
-        await scheduler.reserve()  # room for a message before pulling it: backpressure
-        async for msg in consumer.listen():
-            scheduler.submit(msg, msg.key if ordered else None)
-            await scheduler.reserve()
+        messages = consumer.listen()
+        try:
+            while True:
+                if scheduler.full:  # room for a message before pulling it: backpressure
+                    await scheduler.wait_for_room()
+                try:
+                    msg = await anext(messages)
+                except StopAsyncIteration:
+                    return
+                scheduler.submit(msg, msg.key if ordered else None)
+        finally:
+            close = getattr(messages, "aclose", None)
+            if close is not None:
+                await close()
 
     def _require_idle(self, action: str) -> None:
         if self._running:

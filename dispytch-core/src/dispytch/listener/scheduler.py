@@ -25,13 +25,15 @@ class Scheduler:
     """Runs `handle(msg)` for submitted messages, at most `limit` at a time.
 
     Messages sharing a key run one after another, in submission order; messages
-    without a key run concurrently. `reserve` waits while the bound is reached; the
-    listener calls it before pulling each message, so it stops pulling from its consumer.
+    without a key run concurrently. The listener waits for room before pulling each
+    message, so it stops pulling from its consumer while the bound is reached.
     """
 
     def __init__(self, handle: Handle, limit: int) -> None:
         self._handle = handle
-        self._slots = asyncio.Semaphore(limit)
+        self._free = limit
+        self._room: asyncio.Future[None] | None = None
+        self._wake_at = max(1, limit // 4)  # wake the puller for a batch, not for each slot
         self._limit = limit
         self._lanes: dict[str, deque[Message]] = {}
         self._queue: deque[Message] = deque()
@@ -41,12 +43,20 @@ class Scheduler:
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def reserve(self) -> None:
-        """Wait until fewer than `limit` messages are in flight and hold a place for one more."""
-        await self._slots.acquire()
+    @property
+    def full(self) -> bool:
+        """True while `limit` messages are in flight."""
+        return self._free == 0
+
+    async def wait_for_room(self) -> None:
+        """Wait until fewer than `limit` messages are in flight (one waiter at a time)."""
+        while self._free == 0:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
 
     def submit(self, msg: Message, key: str | None) -> None:
-        """Queue `msg` in the place taken by `reserve()`."""
+        """Queue `msg`; the caller made sure the scheduler is not `full`."""
+        self._free -= 1
         if key is None:
             self._queue.append(msg)
             self._wake_or_spawn()
@@ -129,7 +139,10 @@ class Scheduler:
                 "settling a message from %s failed; the broker will redeliver it", msg.topic
             )
         finally:
-            self._slots.release()
+            self._free += 1
+            room = self._room
+            if room is not None and self._free >= self._wake_at and not room.done():
+                room.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
