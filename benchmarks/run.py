@@ -39,9 +39,10 @@ def main() -> None:
         table(rows),
     ])
     print(result)
-    out = HERE / "results.md"
-    out.write_text(result + "\n")
-    print(f"\nwritten to {out}", file=sys.stderr)
+    if not args.only:  # a partial run leaves the full table alone
+        out = HERE / "results.md"
+        out.write_text(result + "\n")
+        print(f"\nwritten to {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -70,9 +69,11 @@ class EventBase(BaseModel):
 
 def format_template(template: str, event: BaseModel, *, owner: str) -> str:
     """Format `template` from `event`'s fields, with an error naming what is missing."""
+    if "{" not in template:
+        return template
     fields = {name: getattr(event, name) for name in type(event).model_fields}
     try:
-        return string.Formatter().vformat(template, (), fields)
+        return template.format_map(fields)
     except (KeyError, AttributeError, IndexError) as exc:
         raise EventTopicError(
             f"{owner} {template!r} refers to {exc}, which {type(event).__name__} does not have; "
