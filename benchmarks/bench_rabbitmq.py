@@ -6,8 +6,9 @@ and does the same work per event.
 - emit: build the JSON envelope, publish it persistent and mandatory to a durable topic
   exchange, wait for the publisher confirm; `n` events concurrently, connection open.
 - consume: `n` events pre-loaded in a durable queue; connect, consume with prefetch 100
-  and manual acks, one message at a time; decode the envelope, validate `Payload` with
-  pydantic, resolve one dependency, call a trivial handler, ack.
+  and manual acks; decode the envelope, validate `Payload` with pydantic, resolve one
+  dependency, call a trivial handler, ack. The hand-written loop is an aio-pika
+  `queue.consume` callback (faster here than `async for` over `queue.iterator()`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from faststream import Depends
 from faststream.rabbit import (
     Channel,
@@ -28,11 +30,11 @@ from faststream.rabbit import (
     RabbitExchange,
     RabbitQueue,
 )
-from harness import Payload, Row, sample_body
 from pydantic import BaseModel
 
 from brokers import RabbitMQServer
 from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from harness import Payload, Row, sample_body
 
 EXCHANGE = "bench"
 PREFETCH = 100
@@ -168,24 +170,19 @@ async def _consume(url: str, n: int, implementation: str, consume: Consume) -> R
     group = topic.replace(".", "-")
     queue = f"{EXCHANGE}.{group}"  # the name Dispytch gives the group's queue
     async with await aio_pika.connect(url) as connection:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(publisher_confirms=False)
         exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
         loaded = await channel.declare_queue(queue, durable=True)
         await loaded.bind(exchange, topic)
-        for first in range(0, n, 1000):
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            json.dumps(envelope(i)).encode(),
-                            content_type="application/json",
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        topic,
-                    )
-                    for i in range(first, min(first + 1000, n))
-                )
+        for i in range(n):
+            body = json.dumps(envelope(i)).encode()
+            message = aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             )
+            await exchange.publish(message, topic)
+        await _until_queued(channel, queue, n)
         COUNTER.count = 0
         seconds = await consume(url, n, topic, group)
         assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
@@ -193,22 +190,36 @@ async def _consume(url: str, n: int, implementation: str, consume: Consume) -> R
     return Row("rabbitmq", "consume", implementation, n, seconds)
 
 
+async def _until_queued(channel: AbstractChannel, queue: str, n: int) -> None:
+    """Wait until the broker holds all `n` pre-loaded messages (published unconfirmed)."""
+    for _ in range(1200):
+        declared = await channel.declare_queue(queue, passive=True)
+        if (declared.declaration_result.message_count or 0) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{queue!r} did not receive its {n} messages within a minute")
+
+
 async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+
     async def handler(body: Payload, counter: Counter) -> None:
         counter.count += 1
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        data = json.loads(message.body)
+        await handler(Payload.model_validate(data["body"]), counter_dependency())
+        await message.ack()
+        if COUNTER.count == n:
+            done.set()
 
     start = time.perf_counter()
     async with await aio_pika.connect_robust(url) as connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.declare_queue(f"{EXCHANGE}.{group}", durable=True)
-        async with queue.iterator() as messages:
-            async for message in messages:
-                data = json.loads(message.body)
-                await handler(Payload.model_validate(data["body"]), counter_dependency())
-                await message.ack()
-                if COUNTER.count == n:
-                    break
+        await queue.consume(on_message)
+        await done.wait()
         return time.perf_counter() - start
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from aio_pika import connect_robust
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
-from yarl import URL
 
 from dispytch.backends.settings import redact_url
 from dispytch_rabbitmq.settings import RabbitMQSettings
@@ -20,16 +21,26 @@ async def connect(settings: RabbitMQSettings, role: str) -> AbstractRobustConnec
 
     `role` names the connection in the broker's management UI.
     """
-    url = URL(settings.url.get_secret_value()).update_query(heartbeat=settings.heartbeat)
+    url = _connection_url(settings, role)
     try:
         return await connect_robust(
             url,
             ssl_context=settings.ssl_context,
             reconnect_interval=settings.reconnect_interval,
-            client_properties={"connection_name": f"dispytch {role}"},
         )
     except CONNECTION_EXCEPTIONS as exc:
         raise RabbitMQConnectionError(
-            f"cannot connect to RabbitMQ at {redact_url(str(url))} ({type(exc).__name__}: "
+            f"cannot connect to RabbitMQ at {redact_url(url)} ({type(exc).__name__}: "
             f"{exc}); check that the broker runs and the URL and credentials are right"
         ) from exc
+
+
+def _connection_url(settings: RabbitMQSettings, role: str) -> str:
+    """The URL with the heartbeat set and, unless it names one, a connection name."""
+    parts = urlsplit(settings.url.get_secret_value())
+    query = {
+        "name": f"dispytch {role}",
+        **dict(parse_qsl(parts.query)),
+        "heartbeat": str(settings.heartbeat),
+    }
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from aio_pika.abc import (
     AbstractIncomingMessage,
@@ -27,6 +27,9 @@ logger = logging.getLogger("dispytch_rabbitmq")
 
 _GONE = (AMQPError, ConnectionError)
 """Errors settling a message whose channel is gone: the broker redelivers it anyway."""
+
+_CANCEL_TIMEOUT = 5.0
+"""Seconds `stop()` waits for the broker to confirm that consuming stopped."""
 
 _PROPERTIES = (
     "content_type",
@@ -124,8 +127,11 @@ class RabbitMQConsumer(Consumer):
     async def ack(self, msg: Message) -> None:
         """Acknowledge a handled message."""
         self._unsettled.discard(msg)
+        raw: AbstractIncomingMessage = msg.raw
+        tag = cast(int, raw.delivery_tag)  # set on every message consumed with acks
         try:
-            await msg.raw.ack()
+            # Queue the frame without waiting for the socket to take it: acks have no reply.
+            await raw.channel.basic_ack(tag, wait=False)
         except _GONE as exc:
             logger.warning("could not ack a message from %s (%s); it comes again", msg.topic, exc)
 
@@ -149,9 +155,9 @@ class RabbitMQConsumer(Consumer):
         """Cancel consuming and give every message not acked back to the broker."""
         for queue in self.queues:
             tag = self._tags.pop(queue.name, None)
-            if tag is not None:
-                with suppress(*_GONE):
-                    await queue.cancel(tag)
+            if tag is not None and not queue.channel.is_closed:  # closed: nothing to cancel
+                with suppress(*_GONE, asyncio.TimeoutError):
+                    await asyncio.wait_for(queue.cancel(tag), _CANCEL_TIMEOUT)
         for task in list(self._delayed):
             task.cancel()
         await asyncio.gather(*self._delayed, return_exceptions=True)
@@ -168,10 +174,9 @@ class RabbitMQConsumer(Consumer):
         headers: dict[str, Any] = raw.headers or {}
         routing_key = raw.routing_key or ""
         count = headers.get("x-delivery-count")
+        topic = routing_key if self._delimiter == "." else routing_key.replace(".", self._delimiter)
         return Message(
-            topic=routing_key.replace(".", self._delimiter)
-            if self._delimiter != "."
-            else routing_key,
+            topic=topic,
             payload=raw.body,
             key=queue,
             headers={k: v for k, v in headers.items() if isinstance(v, str)},

@@ -20,8 +20,8 @@ from aio_pika.exceptions import (
     DeliveryError,
     PublishError,
 )
+from aiormq import spec
 from aiormq.abc import DeliveredMessage
-from pamqp.commands import Basic
 from pydantic import BaseModel
 
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
@@ -171,13 +171,14 @@ class RabbitMQProducer(Producer):
     async def _await_reconnect(
         self, exchange: AbstractExchange, deadline: float | None, lost: Exception
     ) -> None:
+        """Wait until a robust channel is back, within the deadline; else raise."""
         channel = getattr(exchange, "channel", None)
-        remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
-        if not isinstance(channel, AbstractRobustChannel) or remaining is None or remaining <= 0:
+        if not isinstance(channel, AbstractRobustChannel) or deadline is None:
             raise RabbitMQConnectionError(
                 f"lost the connection to RabbitMQ while publishing to {exchange.name!r} "
                 f"({type(lost).__name__}: {lost}); the message was not confirmed"
             ) from lost
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         try:
             await asyncio.wait_for(channel.ready(), remaining)
         except asyncio.TimeoutError:
@@ -223,7 +224,7 @@ def _unroutable(
     exchange: str, routing_key: str, returned: DeliveredMessage | None
 ) -> UnroutableMessage:
     frame = returned.delivery if returned is not None else None
-    reply = frame.reply_text if isinstance(frame, Basic.Return) else None
+    reply = frame.reply_text if isinstance(frame, spec.Basic.Return) else None
     return UnroutableMessage(
         f"RabbitMQ could not route a message on exchange {exchange!r} with routing key "
         f"{routing_key!r} ({reply or 'NO_ROUTE'}): no queue is bound for it. Start a listener "

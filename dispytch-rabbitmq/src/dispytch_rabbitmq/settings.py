@@ -44,12 +44,13 @@ class RabbitMQSettings(BackendSettings):
     """TLS context for `amqps://` URLs; by default the system's trusted CAs are used."""
     declare: bool = True
     """Declare the exchange, queues and bindings; when False they must already exist."""
-    dead_letter_queue: str = "{exchange}.dlq"
+    dead_letter_queue: str | None = "{exchange}.dlq"
     """Queue that keeps the dead letters Dispytch publishes (routing keys `<topic>.dlq`),
-    so that none is lost as unroutable."""
+    so that none is lost as unroutable; None declares none."""
     dead_letter_exchange: str | None = None
-    """When set, group queues dead-letter natively through this exchange into
-    `<queue>.dlq`, instead of Dispytch publishing dead letters itself."""
+    """When set, group queues are declared with this dead-letter exchange and a
+    `<queue>.dlq` queue behind it; a listener with `native_dead_letter=True` then lets
+    RabbitMQ dead-letter failed messages instead of publishing them itself."""
     mandatory: bool = True
     """Report a published message that no queue is bound for as an error."""
     publish_timeout: float = Field(default=10.0, gt=0)
@@ -80,6 +81,14 @@ class RabbitMQSettings(BackendSettings):
             raise ValueError(
                 f"queue={self.queue!r} must contain '{{group}}' so that groups get their own queue"
             )
+        try:
+            self.queue_name("group")
+            self.dead_letter_queue_name()
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"queue={self.queue!r}, dead_letter_queue={self.dead_letter_queue!r}: only "
+                f"'{{group}}' (queue) and '{{exchange}}' may be filled in, not {exc}"
+            ) from None
         return self
 
     @classmethod
@@ -96,8 +105,10 @@ class RabbitMQSettings(BackendSettings):
         """The queue that listeners of `group` consume."""
         return self.queue.format(group=group, exchange=self.exchange)
 
-    def dead_letter_queue_name(self) -> str:
-        """The queue keeping the dead letters Dispytch publishes."""
+    def dead_letter_queue_name(self) -> str | None:
+        """The queue keeping the dead letters Dispytch publishes, if any."""
+        if self.dead_letter_queue is None:
+            return None
         return self.dead_letter_queue.format(exchange=self.exchange)
 
     def routing_key(self, topic: str) -> str:

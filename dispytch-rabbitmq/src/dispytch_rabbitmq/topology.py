@@ -107,9 +107,9 @@ async def _dead_letter_queue(
     Every service on the exchange declares this queue, so its options never vary: a
     durable classic queue, whatever the group queues are.
     """
-    if settings.exchange_type == "fanout":
-        return  # fanout ignores routing keys: use a dead-letter exchange instead
     name = settings.dead_letter_queue_name()
+    if name is None or settings.exchange_type == "fanout":
+        return  # fanout ignores routing keys: use a dead-letter exchange instead
     queue = await _declare_queue(channel, name, durable=True, arguments={})
     topic = settings.exchange_type == "topic"
     for key in ["#.dlq"] if topic else [f"{k}.dlq" for k in keys]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -44,13 +45,18 @@ async def own_server() -> AsyncIterator[RabbitMQServer]:
 
 async def test_node_restart_mid_stream(own_server: RabbitMQServer) -> None:
     url, topic = own_server.url, f"restart.{uuid.uuid4().hex[:8]}"
-    fast = {"url": url, "reconnect_interval": 0.2}
+    fast: dict[str, Any] = {"url": url, "reconnect_interval": 0.2}
     listener = EventListener.from_backend("rabbitmq", group="restart", **fast)
     seen = Probe()
 
     @listener.handler(topic=topic, event=Ping.__event_type__)
     async def record(event: Event[Body]) -> None:
         seen.add(event.body.seq)
+
+    bystander = EventListener.from_backend("rabbitmq", group="bystander", **fast)
+
+    @bystander.handler(topic=topic, event=Ping.__event_type__)
+    async def ignore(event: Event[Body]) -> None: ...
 
     patient = EventEmitter.from_backend("rabbitmq", publish_timeout=60, **fast)
     impatient = EventEmitter.from_backend("rabbitmq", publish_timeout=0.5, **fast)
@@ -67,13 +73,17 @@ async def test_node_restart_mid_stream(own_server: RabbitMQServer) -> None:
 
         await asyncio.gather(*(lane(i) for i in range(lanes)))
 
+    bystanding = asyncio.create_task(bystander.listen())
     async with running(listener), patient, impatient:
+        await bystander.wait_ready()
         stream = asyncio.create_task(emit_all())
         await seen.wait_for(100, 30)
 
         await asyncio.to_thread(own_server.stop)
         with pytest.raises(ProducerTimeout, match="lost the connection to RabbitMQ"):
             await impatient.emit(Ping(route=topic, seq=-1))
+        await asyncio.wait_for(bystander.stop(timeout=1), 10)  # stopping needs no node
+        await bystanding
         during = asyncio.create_task(patient.emit(Ping(route=topic, seq=EVENTS)))
         await asyncio.sleep(0.5)
         assert not during.done(), "the patient emitter waits for the node instead of failing"
