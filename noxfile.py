@@ -1,4 +1,4 @@
-"""Every developer task: `nox` runs lint, typecheck and tests; `nox -s demo` and `nox -s bench` too."""
+"""Every developer task: `nox` runs lint, typecheck and tests; `nox -s demo` and `-s bench` too."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import nox
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-DISTRIBUTIONS = ["./dispytch-core[msgpack]", "./dispytch-kafka", "./dispytch-rabbitmq", "./dispytch-redis"]
+DISTRIBUTIONS = [
+    "./dispytch-core[msgpack]",
+    "./dispytch-kafka",
+    "./dispytch-rabbitmq",
+    "./dispytch-redis",
+]
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 
 nox.options.sessions = ["lint", "typecheck", "tests"]

@@ -12,12 +12,11 @@ import time
 import uuid
 from typing import Annotated
 
-from harness import Payload, Row, sample_body
-
 from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
 from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
 from dispytch.emitter.producer import OutgoingMessage
 from dispytch.routing import TopicPattern
+from harness import Payload, Row, sample_body
 
 TOPIC = "bench.events"
 
@@ -71,8 +70,12 @@ async def _emit_raw(n: int) -> Row:
     start = time.perf_counter()
 
     async def send(body: dict[str, object]) -> None:
-        envelope = {"id": str(uuid.uuid4()), "type": "bench", "body": body,
-                    "timestamp": int(time.time() * 1000)}
+        envelope = {
+            "id": str(uuid.uuid4()),
+            "type": "bench",
+            "body": body,
+            "timestamp": int(time.time() * 1000),
+        }
         await producer.publish(OutgoingMessage(TOPIC, json.dumps(envelope).encode()))
 
     await asyncio.gather(*(send(b) for b in bodies))

@@ -1,6 +1,6 @@
 """Run every `bench_<backend>.py` in this folder and print one table (also written to results.md).
 
-    python benchmarks/run.py [--events N] [--only memory,kafka]
+python benchmarks/run.py [--events N] [--only memory,kafka]
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from harness import Row, table  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000, help="events per scenario (default 20000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--events", type=int, default=20_000, help="events per scenario (default 20000)"
+    )
     parser.add_argument("--only", help="comma-separated backends to run (default: all)")
     args = parser.parse_args()
     names = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
@@ -32,12 +36,14 @@ def main() -> None:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench_{name}")
         rows.extend(asyncio.run(module.run(args.events)))
-    result = "\n".join([
-        f"Benchmark, {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
-        f"{args.events} events per scenario",
-        "",
-        table(rows),
-    ])
+    result = "\n".join(
+        [
+            f"Benchmark, {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
+            f"{args.events} events per scenario",
+            "",
+            table(rows),
+        ]
+    )
     print(result)
     if not args.only:  # a partial run leaves the full table alone
         out = HERE / "results.md"
