@@ -68,11 +68,18 @@ class Call:
     """True when the call has no dependencies, so nothing needs a cache or a teardown."""
     is_plain: bool = field(init=False)
     """True for a plain sync function without dependencies of its own."""
+    wants_context: bool = field(init=False)
+    """True when this call or a dependency of it takes the handler `Context`."""
 
     def __post_init__(self) -> None:
         simple = not any(isinstance(p, Call) for p in self.params.values())
         object.__setattr__(self, "is_simple", simple)
         object.__setattr__(self, "is_plain", simple and self.kind == "sync")
+        wants = any(
+            isinstance(p, ContextParam) or (isinstance(p, Call) and p.wants_context)
+            for p in self.params.values()
+        )
+        object.__setattr__(self, "wants_context", wants)
 
 
 def plan_call(

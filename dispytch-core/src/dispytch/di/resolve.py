@@ -39,7 +39,7 @@ class Scope:
         self.context: Any = None  # the middleware Context, set once it exists
         self.exit_stack: AsyncExitStack | None = None  # created by the first teardown
         self._events: dict[int, Event[Any]] = {}
-        self.results: dict[Any, Any] = {}
+        self.results: dict[Callable[..., Any], Any] = {}
 
     async def close(self, error: BaseException | None) -> None:
         """Run the teardowns, newest first; each sees `error`, the handler's exception."""
@@ -62,6 +62,20 @@ class Scope:
             cached = Event(e.id, e.type, self.message.topic, value, e.timestamp, self.message)
             self._events[key] = cached
         return cached
+
+
+async def run(plan: Call, scope: Scope) -> Any:
+    """Call the handler `plan` in `scope`; teardowns run after it and see its exception."""
+    if plan.is_simple:
+        return await call(plan, scope)
+    try:
+        result = await call(plan, scope)
+    except BaseException as exc:
+        await scope.close(exc)
+        raise
+    if scope.exit_stack is not None:
+        await scope.close(None)
+    return result
 
 
 async def call(plan: Call, scope: Scope) -> Any:

@@ -7,12 +7,12 @@ import asyncio
 import enum
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal
 
 from dispytch.dead_letter import DeadLetter, Reason
 from dispytch.di.plan import EventParam
-from dispytch.di.resolve import InvalidEvent, Scope, call
+from dispytch.di.resolve import InvalidEvent, Scope, run
 from dispytch.emitter.producer import OutgoingMessage, Producer, SupportsPublish
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
@@ -59,7 +59,11 @@ class Dispatcher:
         self.on_unmatched = on_unmatched
         self.max_deliveries = max_deliveries
         self.redelivery_delay = redelivery_delay
-        self._chains = {id(h): Chain.build(h.middleware, _endpoint).run for h in handlers}
+        self._chains = {
+            id(h): Chain.build(h.middleware, _endpoint).run
+            for h in handlers
+            if h.middleware or h.plan.wants_context
+        }
         self._body = {id(h): _event_body(h) for h in handlers}
         self._routes: dict[tuple[str, str], list[tuple[Handler, dict[str, str]]]] = {}
 
@@ -110,12 +114,16 @@ class Dispatcher:
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
     ) -> Outcome:
         policy = handler.spec.retry
-        chain = self._chains[id(handler)]
+        chain = self._chains.get(id(handler))  # None: no middleware, no Context to build
         attempt = 1
         while True:
             scope = Scope(envelope, msg, segments)
             try:
-                await chain(Context(scope.event(self._body[id(handler)]), scope, handler, attempt))
+                if chain is None:
+                    await run(handler.plan, scope)
+                else:
+                    event = scope.event(self._body[id(handler)])
+                    await chain(Context(event, scope, handler, attempt))
                 return Outcome.ACK
             except InvalidEvent as exc:
                 return await self._dead_letter(msg, exc, "invalid", handler, attempt)
@@ -191,22 +199,9 @@ class Dispatcher:
         return Outcome.ACK
 
 
-async def _endpoint(ctx: Context) -> Any:
-    """The innermost link of every chain: resolve dependencies and call the handler.
-
-    Teardowns run after the handler and see its exception."""
-    plan = ctx.handler.plan
-    if plan.is_simple:
-        return await call(plan, ctx.scope)
-    scope = ctx.scope
-    try:
-        result = await call(plan, scope)
-    except BaseException as exc:
-        await scope.close(exc)
-        raise
-    if scope.exit_stack is not None:
-        await scope.close(None)
-    return result
+def _endpoint(ctx: Context) -> Awaitable[Any]:
+    """The innermost link of every middleware chain: the handler call."""
+    return run(ctx.handler.plan, ctx.scope)
 
 
 def _event_body(handler: Handler) -> Any:

@@ -111,8 +111,7 @@ class Scheduler:
         self._starting -= 1
         try:
             while True:
-                while self._queue:
-                    await self._run(self._queue.popleft())
+                await self._drain(self._queue)
                 if self._closing:
                     return
                 waiter = asyncio.get_running_loop().create_future()
@@ -123,26 +122,26 @@ class Scheduler:
             self._workers -= 1
 
     async def _drain_lane(self, key: str) -> None:
-        lane = self._lanes[key]
+        # The lane stays registered while it drains, so later messages of its key queue behind.
         try:
-            while lane:
-                await self._run(lane[0])
-                lane.popleft()
+            await self._drain(self._lanes[key])
         finally:
             self._lanes.pop(key, None)
 
-    async def _run(self, msg: Message) -> None:
-        try:
-            await self._handle(msg)
-        except Exception:
-            logger.exception(
-                "settling a message from %s failed; the broker will redeliver it", msg.topic
-            )
-        finally:
-            self._free += 1
-            room = self._room
-            if room is not None and self._free >= self._wake_at and not room.done():
-                room.set_result(None)
+    async def _drain(self, queue: deque[Message]) -> None:
+        while queue:
+            msg = queue.popleft()
+            try:
+                await self._handle(msg)
+            except Exception:
+                logger.exception(
+                    "settling a message from %s failed; the broker will redeliver it", msg.topic
+                )
+            finally:
+                self._free += 1
+                room = self._room
+                if room is not None and self._free >= self._wake_at and not room.done():
+                    room.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
