@@ -32,6 +32,8 @@ MIN_REDELIVERY_DELAY = 0.1
 """Seconds a nacked message waits at least before it is handed out again."""
 
 _POLL_TIMEOUT = 1.0
+_TURN = 32
+"""Messages one partition hands out before the next partition's turn."""
 
 
 class KafkaConsumer(Consumer):
@@ -141,20 +143,23 @@ class KafkaConsumer(Consumer):
             await self.start()
         client, limit = self._running(), self._settings.max_in_flight_per_partition
         while True:
-            for message in self._due_redeliveries():
-                yield message
+            if self._redeliveries:
+                for message in self._due_redeliveries():
+                    yield message
             await self._fetch(client)
             for tp, partition in list(self._partitions.items()):
-                if not partition.backlog or partition.retired:
-                    continue
-                if partition.in_flight >= limit:
-                    self._pause(client, tp, partition)
-                    continue
-                record = partition.backlog.popleft()
-                message = _message(record)
-                partition.track(record.offset)
-                self._in_flight[message] = partition
-                yield message
+                backlog = partition.backlog
+                for _ in range(_TURN):
+                    if not backlog or partition.retired:
+                        break
+                    if partition.in_flight >= limit:
+                        self._pause(client, tp, partition)
+                        break
+                    record = backlog.popleft()
+                    message = _message(record)
+                    partition.track(record.offset)
+                    self._in_flight[message] = partition
+                    yield message
 
     def ack(self, msg: Message) -> None:
         """Mark `msg` handled; its offset is committed once all before it are too."""
@@ -327,7 +332,7 @@ def _message(record: ConsumerRecord) -> Message:
         topic=record.topic,
         payload=record.value if record.value is not None else b"",
         key=f"{record.topic}:{record.partition}",
-        headers={name: (value or b"").decode("utf-8", "replace") for name, value in headers},
+        headers={n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
         metadata={
             "topic": record.topic,
             "partition": record.partition,
@@ -341,8 +346,9 @@ def _message(record: ConsumerRecord) -> Message:
 
 
 def _check_client(client: Any) -> None:
-    """Refuse wrapped clients that would commit on their own or cannot commit at all."""
-    if getattr(client, "_group_id", None) is None:
+    """Refuse wrapped clients that would commit on their own or cannot commit at all
+    (aiokafka keeps both options private; unknown attributes are not held against it)."""
+    if getattr(client, "_group_id", "") is None:
         raise ValueError(
             "KafkaConsumer needs an AIOKafkaConsumer with a group_id, to commit offsets"
         )

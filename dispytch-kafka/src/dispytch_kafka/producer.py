@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaError,
+    KafkaTimeoutError,
+    UnknownTopicOrPartitionError,
+)
 from pydantic import BaseModel
 
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
@@ -18,13 +23,19 @@ class KafkaPublishError(Exception):
     """Kafka refused a message; `__cause__` holds aiokafka's error."""
 
 
+_Queued = tuple[OutgoingMessage, KafkaEventConfig, "asyncio.Future[asyncio.Future[Any]]"]
+
+
 class KafkaProducer(Producer):
     """Publishes events with an `aiokafka.AIOKafkaProducer`.
 
     Wrap a client you built (`KafkaProducer(AIOKafkaProducer(...))`) or let the backend
-    build one from `KafkaSettings`. Concurrent emits share aiokafka's batches. The
-    client is started on `start()` or the first send if it is not running yet, and
-    stopped by `stop()` only when this producer started it.
+    build one from `KafkaSettings`. The client is started on `start()` or the first
+    send if it is not running yet, and stopped by `stop()` only when this producer
+    started it.
+
+    Concurrent emits share aiokafka's batches: each is queued, one task appends the
+    queue to aiokafka's batches in order, and each emit waits for its own confirmation.
     """
 
     def __init__(
@@ -37,8 +48,10 @@ class KafkaProducer(Producer):
         self._settings = settings
         self._started = False
         self._owns_client = False
-        self._lock = asyncio.Lock()
-        self._appending = asyncio.Lock()
+        self._lifecycle = asyncio.Lock()
+        self._queue: deque[_Queued] = deque()
+        self._queued = asyncio.Event()
+        self._appender: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaProducer:
@@ -52,32 +65,38 @@ class KafkaProducer(Producer):
 
     async def start(self) -> None:
         """Connect, unless the client is running already."""
-        async with self._lock:
+        async with self._lifecycle:
             if self._started:
                 return
             client = self._client
-            if client is not None and _producer_running(client):
-                self._started = True
-                return
             if client is None:
                 assert self._settings is not None
                 client = AIOKafkaProducer(**self._settings.producer_options())
-            try:
-                await client.start()
-            except BaseException:
-                await client.stop()
-                raise
+            if not _producer_running(client):
+                try:
+                    await client.start()
+                except BaseException:
+                    await client.stop()
+                    raise
+                self._owns_client = True
             self._client = client
-            self._started = self._owns_client = True
+            self._appender = asyncio.create_task(self._append(client))
+            self._started = True
 
     async def stop(self) -> None:
-        """Deliver what is buffered, then disconnect a client this producer started."""
-        async with self._lock:
+        """Deliver what is queued, then disconnect a client this producer started."""
+        async with self._lifecycle:
+            if not self._started:
+                return
+            self._started = False  # the appender finishes the queue, then returns
+            self._queued.set()
+            if self._appender is not None:
+                await self._appender
             if self._owns_client and self._client is not None:
                 await self._client.stop()
                 if self._builds_client:
                     self._client = None
-            self._started = self._owns_client = False
+            self._owns_client = False
 
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """Publish `payload` to `topic` and wait until Kafka confirms it."""
@@ -87,37 +106,67 @@ class KafkaProducer(Producer):
         """Publish `message` (headers included) and wait until Kafka confirms it."""
         if not self._started:
             await self.start()
-        client, config = self._client, _event_config(message.config)
-        assert client is not None
+        config = _event_config(message.config)
         if config.partition is not None:
-            partitions = await client.partitions_for(message.topic)
-            if config.partition not in partitions:
-                raise KafkaPublishError(
-                    f"topic {message.topic!r} has no partition {config.partition}; "
-                    f"its partitions are {sorted(partitions)}"
-                )
+            await self._check_partition(message.topic, config.partition)
+        appended: asyncio.Future[asyncio.Future[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, config, appended))
+        self._queued.set()
         try:
-            # One append at a time: aiokafka wakes every waiting send() whenever a full
-            # batch drains, which makes a burst of thousands of emits quadratic.
-            async with self._appending:
-                delivery = await client.send(
-                    message.topic,
-                    message.payload,
-                    key=config.key_bytes(),
-                    partition=config.partition,
-                    timestamp_ms=config.timestamp_ms,
-                    headers=config.header_pairs(message.headers) or None,
-                )
-            await delivery
-        except KafkaTimeoutError as exc:
-            raise ProducerTimeout(
-                f"Kafka did not confirm a message to topic {message.topic!r} in time "
-                f"(request_timeout_ms); is the broker reachable?"
+            await (await appended)
+        except UnknownTopicOrPartitionError as exc:
+            raise KafkaPublishError(
+                f"topic {message.topic!r} is unknown to the broker: it does not exist and was not "
+                f"created automatically, or no broker answered within request_timeout_ms"
             ) from exc
         except KafkaError as exc:
+            # aiokafka retries retriable errors until request_timeout_ms runs out.
+            if isinstance(exc, KafkaTimeoutError) or exc.retriable:
+                raise ProducerTimeout(
+                    f"Kafka did not confirm a message to topic {message.topic!r} within "
+                    f"request_timeout_ms; last error: {exc!r}"
+                ) from exc
             raise KafkaPublishError(
                 f"Kafka refused a message to topic {message.topic!r}: {exc!r}"
             ) from exc
+
+    async def _append(self, client: AIOKafkaProducer) -> None:
+        """Hand queued messages to aiokafka one at a time, as a plain loop of `send()`s
+        does: many emits waiting in `send()` at once are all woken whenever a full
+        batch drains, which makes a burst of emits quadratic."""
+        queue = self._queue
+        while self._started or queue:
+            await self._queued.wait()
+            self._queued.clear()
+            while queue:
+                message, config, appended = queue.popleft()
+                if appended.done():  # the emit was cancelled
+                    continue
+                headers = message.headers or config.headers
+                try:
+                    delivery = await client.send(
+                        message.topic,
+                        message.payload,
+                        key=config.key_bytes(),
+                        partition=config.partition,
+                        timestamp_ms=config.timestamp_ms,
+                        headers=config.header_pairs(message.headers) if headers else None,
+                    )
+                except Exception as exc:
+                    if not appended.done():
+                        appended.set_exception(exc)
+                else:
+                    if not appended.done():
+                        appended.set_result(delivery)
+
+    async def _check_partition(self, topic: str, partition: int) -> None:
+        assert self._client is not None
+        partitions = await self._client.partitions_for(topic)
+        if partition not in partitions:
+            raise KafkaPublishError(
+                f"topic {topic!r} has no partition {partition}; "
+                f"its partitions are {sorted(partitions)}"
+            )
 
 
 _DEFAULT_CONFIG = KafkaEventConfig()

@@ -271,6 +271,28 @@ async def test_wildcard_handlers_subscribe_by_regex(
         assert listener.consumer.client.subscription() == {f"{prefix}.eu", f"{prefix}.us"}
 
 
+async def test_revoked_partitions_are_committed_before_they_go(
+    kafka_server: KafkaServer, kafka_settings: dict[str, Any]
+) -> None:
+    prefix, group, probe = fresh("revoke"), fresh("group"), Probe()
+    no_periodic_commits = {**kafka_settings, "commit_interval": 600}
+    listener = EventListener.from_backend("kafka", group=group, **no_periodic_commits)
+
+    @listener.handler(topic=prefix + ".*", event="numbered")
+    async def handle(event: Event[Body]) -> None:
+        probe.add(event.topic)
+
+    async with running(listener):
+        await emit_numbered(kafka_server.bootstrap, f"{prefix}.eu", [1])
+        await probe.wait_for(1)
+        # A new matching topic changes the subscription: the group rebalances, and the
+        # partitions held so far are revoked, then assigned again.
+        await emit_numbered(kafka_server.bootstrap, f"{prefix}.us", [2])
+        await probe.wait_for(2)
+        committed = await committed_offsets(kafka_server.bootstrap, group, f"{prefix}.eu")
+    assert sum(committed.values()) == 1, "committed on revoke, long before the next interval"
+
+
 async def test_wrapping_an_aiokafka_consumer_as_in_0_10(
     kafka_server: KafkaServer, kafka_settings: dict[str, Any]
 ) -> None:

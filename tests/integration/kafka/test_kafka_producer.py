@@ -113,11 +113,14 @@ async def test_a_broker_that_stops_answering_raises_producer_timeout() -> None:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap, request_timeout_ms=1000)
         producer = KafkaProducer.from_settings(settings)
         await producer.start()
+        topic = fresh("timeout")
         try:
-            await producer.send(fresh("timeout"), b"before")
+            await producer.send(topic, b"before")
             broker.kill()
             with pytest.raises(ProducerTimeout, match="did not confirm"):
-                await producer.send(fresh("timeout"), b"after")
+                await producer.send(topic, b"after")
+            with pytest.raises(KafkaPublishError, match="unknown to the broker"):
+                await producer.send(fresh("never-seen"), b"needs metadata")
         finally:
             await producer.stop()
 

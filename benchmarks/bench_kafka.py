@@ -1,0 +1,290 @@
+"""Kafka: Dispytch next to a hand-written aiokafka loop and FastStream 0.7, on one broker.
+
+The broker (tansu, a Kafka-protocol broker; tools/brokers.py) is started here; every
+implementation uses it in the same run, with the same client settings, and does the
+same work per event. Topics have 4 partitions.
+
+- emit: build the JSON envelope and publish it with acks=all; `n` events, all awaited
+  until the broker confirmed them. Dispytch and FastStream emit them concurrently; the
+  hand-written loop uses aiokafka's own batching: `send()` each record, then await all
+  delivery futures.
+- consume: `n` events pre-loaded; a consumer group with manual commits reads them from
+  the start: decode the envelope, validate `Payload` with pydantic, resolve one
+  dependency, call a trivial handler, commit. The hand-written loop handles each
+  `getmany()` batch in order and commits once per batch. Timed from the moment the
+  consumer has joined its group (joins take about half the session timeout on tansu,
+  which would otherwise dominate) until the last event was handled.
+
+The "dispytch-kafka seam only" rows do the same work through the backend's `KafkaProducer`
+(concurrent `publish()` calls) and `KafkaConsumer` (a plain loop over `listen()` that acks
+each message) without the rest of Dispytch: they show what the backend itself costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faststream import Depends
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+from pydantic import BaseModel
+
+from brokers import KafkaServer
+from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch.backends import Subscription
+from dispytch.routing import TopicPattern
+from dispytch_kafka import KafkaConsumer, KafkaProducer, KafkaSettings
+from harness import Payload, Row, sample_body
+
+EVENT_TYPE = "bench"
+PRODUCER: dict[str, Any] = {"acks": "all", "max_batch_size": 256 * 1024}
+GROUP: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
+
+
+class BenchEvent(EventBase):
+    __topic__ = "{route}"
+    __event_type__ = EVENT_TYPE
+
+    route: str
+    user_id: int
+    name: str
+    score: float
+    tags: list[str]
+
+
+class Envelope(BaseModel):
+    """The wire envelope, as FastStream validates it."""
+
+    id: str
+    type: str
+    body: Payload
+    timestamp: int
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+COUNTER = Counter()
+
+
+def counter_dependency() -> Counter:
+    return COUNTER
+
+
+def envelope(i: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": EVENT_TYPE,
+        "body": sample_body(i),
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+def encoded(i: int) -> bytes:
+    return json.dumps(envelope(i)).encode()
+
+
+def fresh(kind: str) -> str:
+    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
+
+
+async def run(n: int) -> list[Row]:
+    server = KafkaServer()
+    await asyncio.to_thread(server.start)
+    try:
+        bootstrap = server.bootstrap
+        return [
+            await _emit(bootstrap, n, "raw aiokafka", _emit_raw),
+            await _emit(bootstrap, n, "dispytch", _emit_dispytch),
+            await _emit(bootstrap, n, "dispytch-kafka seam only", _emit_seam),
+            await _emit(bootstrap, n, "faststream 0.7", _emit_faststream),
+            await _consume(bootstrap, n, "raw aiokafka", _consume_raw),
+            await _consume(bootstrap, n, "dispytch", _consume_dispytch),
+            await _consume(bootstrap, n, "dispytch-kafka seam only", _consume_seam),
+            await _consume(bootstrap, n, "faststream 0.7", _consume_faststream),
+        ]
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+# -- emit --------------------------------------------------------------------------------------
+
+Emit = Callable[[str, int, str], Awaitable[float]]
+
+
+async def _emit(bootstrap: str, n: int, implementation: str, emit: Emit) -> Row:
+    """Run one emit implementation into a fresh topic, created beforehand."""
+    topic = fresh("emit")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"creates the topic")
+    finally:
+        await producer.stop()
+    return Row("kafka", "emit", implementation, n, await emit(bootstrap, n, topic))
+
+
+async def _emit_raw(bootstrap: str, n: int, topic: str) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        deliveries = [await producer.send(topic, encoded(i)) for i in range(n)]
+        await asyncio.gather(*deliveries)
+        return time.perf_counter() - start
+    finally:
+        await producer.stop()
+
+
+async def _emit_dispytch(bootstrap: str, n: int, topic: str) -> float:
+    events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    async with EventEmitter.from_backend(
+        "kafka", bootstrap_servers=bootstrap, **PRODUCER
+    ) as emitter:
+        start = time.perf_counter()
+        await asyncio.gather(*(emitter.emit(e) for e in events))
+        return time.perf_counter() - start
+
+
+async def _emit_seam(bootstrap: str, n: int, topic: str) -> float:
+    producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=bootstrap, **PRODUCER))
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(producer.send(topic, encoded(i)) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await producer.stop()
+
+
+async def _emit_faststream(bootstrap: str, n: int, topic: str) -> float:
+    broker = KafkaBroker(bootstrap, logger=None, **PRODUCER)
+    await broker.connect()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(broker.publish(envelope(i), topic=topic) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await broker.stop()
+
+
+# -- consume -----------------------------------------------------------------------------------
+
+Consume = Callable[[str, int, str, str], Awaitable[float]]
+
+
+async def _consume(bootstrap: str, n: int, implementation: str, consume: Consume) -> Row:
+    """Pre-load `n` events into a fresh topic, then time one consume implementation."""
+    topic, group = fresh("consume"), fresh("group")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
+    await producer.start()
+    try:
+        deliveries = [await producer.send(topic, encoded(i)) for i in range(n)]
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    COUNTER.count = 0
+    seconds = await consume(bootstrap, n, topic, group)
+    assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
+    return Row("kafka", "consume", implementation, n, seconds)
+
+
+async def _consume_raw(bootstrap: str, n: int, topic: str, group: str) -> float:
+    async def handler(body: Payload, counter: Counter) -> None:
+        counter.count += 1
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **GROUP,
+    )
+    await consumer.start()
+    try:
+        start = time.perf_counter()
+        while COUNTER.count < n:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    data = json.loads(record.value)
+                    await handler(Payload.model_validate(data["body"]), counter_dependency())
+            await consumer.commit(
+                {TopicPartition(topic, tp.partition): r[-1].offset + 1 for tp, r in batch.items()}
+            )
+        return time.perf_counter() - start
+    finally:
+        await consumer.stop()
+
+
+async def _consume_dispytch(bootstrap: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    listener = EventListener.from_backend(
+        "kafka", group=group, bootstrap_servers=bootstrap, **GROUP
+    )
+
+    @listener.handler(topic=topic, event=EVENT_TYPE)
+    async def handler(
+        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
+    ) -> None:
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    start = time.perf_counter()
+    await done.wait()
+    seconds = time.perf_counter() - start
+    await listener.stop()
+    await task
+    return seconds
+
+
+async def _consume_seam(bootstrap: str, n: int, topic: str, group: str) -> float:
+    async def handler(body: Payload, counter: Counter) -> None:
+        counter.count += 1
+
+    settings = KafkaSettings(bootstrap_servers=bootstrap, **GROUP)
+    consumer = KafkaConsumer.from_settings(settings, Subscription(group, (TopicPattern(topic),)))
+    await consumer.start()
+    try:
+        start = time.perf_counter()
+        async for message in consumer.listen():
+            data = json.loads(message.payload)
+            await handler(Payload.model_validate(data["body"]), counter_dependency())
+            consumer.ack(message)
+            if COUNTER.count == n:
+                return time.perf_counter() - start
+        raise AssertionError("the consumer stopped early")
+    finally:
+        await consumer.stop()
+
+
+async def _consume_faststream(bootstrap: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    broker = KafkaBroker(bootstrap, logger=None)
+
+    @broker.subscriber(
+        topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK, **GROUP
+    )
+    async def handler(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    await broker.start()
+    start = time.perf_counter()
+    await done.wait()
+    seconds = time.perf_counter() - start
+    await broker.stop()
+    return seconds
