@@ -64,17 +64,19 @@ class Call:
     kind: CallKind
     params: dict[str, Source] = field(default_factory=dict)
     use_cache: bool = True
-    is_simple: bool = field(init=False)
-    """True when the call has no dependencies, so nothing needs a cache or a teardown."""
     is_plain: bool = field(init=False)
     """True for a plain sync function without dependencies of its own."""
     wants_context: bool = field(init=False)
     """True when this call or a dependency of it takes the handler `Context`."""
 
+    has_teardown: bool = field(init=False)
+    """True when this call or a dependency of it is a context manager or generator."""
+
     def __post_init__(self) -> None:
-        simple = not any(isinstance(p, Call) for p in self.params.values())
-        object.__setattr__(self, "is_simple", simple)
-        object.__setattr__(self, "is_plain", simple and self.kind == "sync")
+        calls = [p for p in self.params.values() if isinstance(p, Call)]
+        object.__setattr__(self, "is_plain", not calls and self.kind == "sync")
+        teardown = self.kind.endswith("_cm") or any(c.has_teardown for c in calls)
+        object.__setattr__(self, "has_teardown", teardown)
         wants = any(
             isinstance(p, ContextParam) or (isinstance(p, Call) and p.wants_context)
             for p in self.params.values()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -22,6 +22,8 @@ from dispytch.event import Event
 from dispytch.listener.consumer import Message
 from dispytch.serialization import Envelope
 
+_NONE = object()
+
 
 class InvalidEvent(ValueError):
     """The event's body or a topic segment does not validate against what a handler declared."""
@@ -30,7 +32,17 @@ class InvalidEvent(ValueError):
 class Scope:
     """What one handler invocation draws its values from, plus its caches and teardowns."""
 
-    __slots__ = ("_events", "context", "envelope", "exit_stack", "message", "results", "segments")
+    __slots__ = (
+        "_body",
+        "_event",
+        "_more",
+        "context",
+        "envelope",
+        "exit_stack",
+        "message",
+        "results",
+        "segments",
+    )
 
     def __init__(self, envelope: Envelope, message: Message, segments: dict[str, str]) -> None:
         self.envelope = envelope
@@ -38,8 +50,10 @@ class Scope:
         self.segments = segments
         self.context: Any = None  # the middleware Context, set once it exists
         self.exit_stack: AsyncExitStack | None = None  # created by the first teardown
-        self._events: dict[int, Event[Any]] = {}
         self.results: dict[Callable[..., Any], Any] = {}
+        self._body: Any = _NONE  # the body type of the first Event asked for, and that Event
+        self._event: Event[Any] | None = None
+        self._more: dict[int, Event[Any]] | None = None  # Events of further body types
 
     async def close(self, error: BaseException | None) -> None:
         """Run the teardowns, newest first; each sees `error`, the handler's exception."""
@@ -50,24 +64,33 @@ class Scope:
 
     def event(self, body: TypeAdapter[Any] | None) -> Event[Any]:
         """The `Event` with its body validated by `body` (once per body type)."""
-        key = id(body)
-        cached = self._events.get(key)
-        if cached is None:
-            raw = self.envelope.body
-            try:
-                value = raw if body is None else body.validate_python(raw)
-            except ValidationError as exc:
-                raise InvalidEvent(f"event body does not validate: {exc}") from exc
-            e = self.envelope
-            cached = Event(e.id, e.type, self.message.topic, value, e.timestamp, self.message)
-            self._events[key] = cached
-        return cached
+        if body is self._body:
+            assert self._event is not None
+            return self._event
+        if self._event is None:
+            self._body, self._event = body, self._validated(body)
+            return self._event
+        more = self._more = self._more or {}
+        if id(body) not in more:
+            more[id(body)] = self._validated(body)
+        return more[id(body)]
+
+    def _validated(self, body: TypeAdapter[Any] | None) -> Event[Any]:
+        raw = self.envelope.body
+        try:
+            value = raw if body is None else body.validate_python(raw)
+        except ValidationError as exc:
+            raise InvalidEvent(f"event body does not validate: {exc}") from exc
+        e = self.envelope
+        return Event(e.id, e.type, self.message.topic, value, e.timestamp, self.message)
 
 
-async def run(plan: Call, scope: Scope) -> Any:
+def run(plan: Call, scope: Scope) -> Awaitable[Any]:
     """Call the handler `plan` in `scope`; teardowns run after it and see its exception."""
-    if plan.is_simple:
-        return await call(plan, scope)
+    return _with_teardown(plan, scope) if plan.has_teardown else call(plan, scope)
+
+
+async def _with_teardown(plan: Call, scope: Scope) -> Any:
     try:
         result = await call(plan, scope)
     except BaseException as exc:
@@ -82,7 +105,9 @@ async def call(plan: Call, scope: Scope) -> Any:
     """Resolve `plan`'s parameters in `scope` and call it; teardowns are pushed to the scope."""
     kwargs = {}
     for name, source in plan.params.items():
-        if not isinstance(source, Call):
+        if type(source) is EventParam:
+            kwargs[name] = scope.event(source.body)
+        elif not isinstance(source, Call):
             kwargs[name] = _PROVIDERS[type(source)](source, scope)
         elif source.use_cache and source.func in scope.results:
             kwargs[name] = scope.results[source.func]

@@ -59,7 +59,7 @@ class Scheduler:
         self._free -= 1
         if key is None:
             self._queue.append(msg)
-            self._wake_or_spawn()
+            self._call_worker()
         elif key in self._lanes:
             self._lanes[key].append(msg)
         else:
@@ -90,28 +90,34 @@ class Scheduler:
         self._lanes.clear()
         self._queue.clear()
 
-    def _wake_or_spawn(self) -> None:
-        # `_starting` counts workers that will look at the queue soon: new or just woken.
+    def _call_worker(self) -> None:
+        """Make sure a worker will look at the queue: wake an idle one or start one,
+        unless one is on its way already (a worker drains the whole queue)."""
+        if self._starting:
+            return
         if self._idle:
-            self._wake(self._idle.pop())
-        elif len(self._queue) > self._starting and self._workers < self._limit:
+            self._starting += 1
+            self._idle.pop().set_result(None)
+        elif self._workers < self._limit:
             self._starting += 1
             self._spawn(self._work())
 
     def _wake_all(self) -> None:
         while self._idle:
-            self._wake(self._idle.pop())
-
-    def _wake(self, waiter: asyncio.Future[None]) -> None:
-        self._starting += 1
-        waiter.set_result(None)
+            self._starting += 1
+            self._idle.pop().set_result(None)
 
     async def _work(self) -> None:
         self._workers += 1
         self._starting -= 1
+        queue = self._queue
         try:
             while True:
-                await self._drain(self._queue)
+                while queue:
+                    msg = queue.popleft()
+                    if queue:  # more waiting: have another worker ready in case this one blocks
+                        self._call_worker()
+                    await self._settle(msg)
                 if self._closing:
                     return
                 waiter = asyncio.get_running_loop().create_future()
@@ -123,25 +129,25 @@ class Scheduler:
 
     async def _drain_lane(self, key: str) -> None:
         # The lane stays registered while it drains, so later messages of its key queue behind.
+        lane = self._lanes[key]
         try:
-            await self._drain(self._lanes[key])
+            while lane:
+                await self._settle(lane.popleft())
         finally:
             self._lanes.pop(key, None)
 
-    async def _drain(self, queue: deque[Message]) -> None:
-        while queue:
-            msg = queue.popleft()
-            try:
-                await self._handle(msg)
-            except Exception:
-                logger.exception(
-                    "settling a message from %s failed; the broker will redeliver it", msg.topic
-                )
-            finally:
-                self._free += 1
-                room = self._room
-                if room is not None and self._free >= self._wake_at and not room.done():
-                    room.set_result(None)
+    async def _settle(self, msg: Message) -> None:
+        try:
+            await self._handle(msg)
+        except Exception:
+            logger.exception(
+                "settling a message from %s failed; the broker will redeliver it", msg.topic
+            )
+        finally:
+            self._free += 1
+            room = self._room
+            if room is not None and self._free >= self._wake_at and not room.done():
+                room.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
