@@ -134,3 +134,24 @@ async def test_order_holds_per_key_under_load(wire: Wire) -> None:
     for key in "abcd":
         mine = [name for name in seen.items if name.startswith(key)]
         assert mine == [f"{key}-{n}" for n in range(40)]
+
+
+@pytest.mark.parametrize("burst", [True, False], ids=["queued-at-once", "one-by-one"])
+async def test_messages_without_a_key_run_concurrently_up_to_the_bound(
+    wire: Wire, burst: bool
+) -> None:
+    gates, log = Gates(), Probe()
+    consumer = SyncAckConsumer(wire)
+    listener = gated_listener(consumer, gates, log, max_in_flight=8)
+    async with running(listener):
+        for n in range(12):
+            put_step(wire, f"m{n}")
+            if not burst:
+                await let_run()
+        started = await log.wait_for(8, WAIT)
+        await let_run()
+        assert len(log.items) == 8, "eight handlers in flight at once, and no more"
+        assert all(item.startswith("start") for item in started)
+        gates.open_all()
+        await log.wait_for(24, WAIT)
+    assert len(consumer.acked) == 12
