@@ -47,7 +47,9 @@ class EventEmitter:
         self.raise_on_timeout = raise_on_timeout
         self.backend: Backend | None = None
         self._timeout_callback: TimeoutCallback | None = None
-        self._send = Chain.build(list(middleware), self._deliver).run
+        self._chain = (
+            Chain.build(list(middleware), self._past_middleware).run if middleware else None
+        )
         self._publish = producer.publish if isinstance(producer, SupportsPublish) else None
         self._warned_headers = False
 
@@ -92,7 +94,10 @@ class EventEmitter:
         )
         message = OutgoingMessage(event.topic(), self.serializer.dumps(envelope), _config(event))
         try:
-            await self._send(EmitContext(event, message))
+            if self._chain is None:
+                await self._deliver(message)
+            else:
+                await self._chain(EmitContext(event, message))
         except ProducerTimeout:
             if self.raise_on_timeout or self._timeout_callback is None:
                 raise
@@ -101,8 +106,11 @@ class EventEmitter:
             if inspect.isawaitable(result):
                 await result
 
-    async def _deliver(self, ctx: EmitContext) -> None:
-        message = ctx.message
+    def _past_middleware(self, ctx: EmitContext) -> Awaitable[None]:
+        return self._deliver(ctx.message)
+
+    async def _deliver(self, message: OutgoingMessage) -> None:
+        """Hand an encoded message to the producer, bypassing middleware."""
         if self._publish is not None:
             await self._publish(message)
             return
