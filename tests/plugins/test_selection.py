@@ -85,7 +85,7 @@ async def test_listener_subscribes_to_its_handlers_topics() -> None:
     assert [p.text for p in listener.subscription.patterns] == ["orders.{id}", "users.*"]
     assert listener.subscription.group == "subs"
     consumer = listener.backend.create_consumer(  # type: ignore[union-attr]
-        listener._backend_settings, listener.subscription
+        listener.backend_settings, listener.subscription
     )
     assert isinstance(consumer, MemoryConsumer)
     assert [p.text for p in consumer.patterns] == ["orders.{id}", "users.*"]

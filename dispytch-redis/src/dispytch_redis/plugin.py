@@ -1,7 +1,8 @@
-"""Registers the Redis backends: `redis` (Streams) and `redis-pubsub` (Pub/Sub).
+"""Registers the Redis backends: `redis`, Streams by default or Pub/Sub with
+`mode="pubsub"` in its settings, and `redis-pubsub`, a name for Pub/Sub mode.
 
-The two modes are two backends because they promise different things, and a
-listener's capability check must see which one it gets.
+The modes promise different things, so the capabilities of `redis` follow its
+settings, and a listener's capability check sees the mode it gets.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dispytch.backends import Backend, Capabilities, Subscription
 from dispytch.backends.hookspecs import hookimpl
 from dispytch_redis.pubsub import RedisConsumer, RedisProducer
-from dispytch_redis.settings import RedisPubSubSettings, RedisStreamsSettings
+from dispytch_redis.settings import RedisPubSubSettings, RedisSettings, RedisStreamsSettings
 from dispytch_redis.streams import RedisStreamConsumer, RedisStreamProducer
 
 STREAMS = Capabilities(
@@ -23,6 +24,22 @@ STREAMS = Capabilities(
     wildcards=True,
 )
 PUBSUB = Capabilities(ordering=True, wildcards=True)
+
+
+def redis_capabilities(settings: RedisStreamsSettings) -> Capabilities:
+    return PUBSUB if settings.mode == "pubsub" else STREAMS
+
+
+def redis_producer(settings: RedisStreamsSettings) -> RedisStreamProducer | RedisProducer:
+    return pubsub_producer(settings) if settings.mode == "pubsub" else stream_producer(settings)
+
+
+def redis_consumer(
+    settings: RedisStreamsSettings, subscription: Subscription
+) -> RedisStreamConsumer | RedisConsumer:
+    if settings.mode == "pubsub":
+        return pubsub_consumer(settings, subscription)
+    return stream_consumer(settings, subscription)
 
 
 def stream_producer(settings: RedisStreamsSettings) -> RedisStreamProducer:
@@ -47,11 +64,11 @@ def stream_consumer(
     )
 
 
-def pubsub_producer(settings: RedisPubSubSettings) -> RedisProducer:
+def pubsub_producer(settings: RedisSettings) -> RedisProducer:
     return RedisProducer(settings.client(), close_client=True)
 
 
-def pubsub_consumer(settings: RedisPubSubSettings, subscription: Subscription) -> RedisConsumer:
+def pubsub_consumer(settings: RedisSettings, subscription: Subscription) -> RedisConsumer:
     return RedisConsumer(settings.client().pubsub(), subscription.patterns, close_client=True)
 
 
@@ -61,12 +78,14 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
         Backend(
             name="redis",
             settings=RedisStreamsSettings,
-            create_producer=stream_producer,
-            create_consumer=stream_consumer,
+            create_producer=redis_producer,
+            create_consumer=redis_consumer,
             capabilities=STREAMS,
+            capabilities_by_settings=redis_capabilities,
             schemes=("redis", "rediss"),
             install="dispytch-redis",
-            description="Redis Streams: consumer groups, acks, crashed consumers' entries claimed",
+            description="Redis Streams (or Pub/Sub with mode='pubsub'): consumer groups, acks, "
+            "crashed consumers' entries claimed",
         )
     )
     register(

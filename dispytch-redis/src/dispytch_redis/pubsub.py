@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError
 from dispytch.emitter.producer import Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
+from dispytch_redis._cancel import reraise_cancellation
 from dispytch_redis._patterns import glob, parse
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
 from dispytch_redis._replies import data, text
@@ -105,6 +106,7 @@ class RedisConsumer(Consumer):
         while True:
             try:
                 raw = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                reraise_cancellation()
             except UNREACHABLE as exc:
                 await backoff.wait(exc)
                 continue

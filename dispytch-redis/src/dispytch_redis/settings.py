@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
 from typing_extensions import Self
 
 from dispytch.backends.settings import BackendSettings, SecretURL
@@ -29,6 +31,8 @@ class RedisSettings(BackendSettings):
     timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for Redis to connect or answer a command; a send that takes
     longer raises `ProducerTimeout`."""
+    max_connections: int = Field(default=50, gt=0)
+    """Connections one emitter or listener opens at most; commands beyond wait for one."""
 
     @field_validator("url")
     @classmethod
@@ -40,20 +44,6 @@ class RedisSettings(BackendSettings):
                 f"{parts.scheme or 'no'} scheme in {url}"
             )
         return SecretURL(urlunsplit(parts._replace(scheme=_SCHEMES[parts.scheme])))
-
-    @field_validator("mode", mode="before", check_fields=False)
-    @classmethod
-    def _one_mode_per_backend(cls, mode: Any) -> Any:
-        own = cls.model_fields["mode"].default
-        if mode != own:
-            backend = {"streams": "redis", "pubsub": "redis-pubsub"}.get(mode)
-            where = f"the backend {backend!r}" if backend else "no backend"
-            raise ValueError(
-                f"these settings are for mode {own!r}; mode {mode!r} is served by {where} "
-                "(modes 'streams': backend 'redis', URL redis://; "
-                "'pubsub': backend 'redis-pubsub', URL redis-pubsub://)"
-            )
-        return mode
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -67,24 +57,31 @@ class RedisSettings(BackendSettings):
 
     def client(self, read_timeout: float | None = None) -> Redis:
         """A new redis-py asyncio client; replies may take `read_timeout` seconds
-        (default: `timeout`)."""
-        return Redis.from_url(
+        (default: `timeout`). Failed commands are retried as redis-py's own clients do."""
+        pool = BlockingConnectionPool.from_url(
             self.url.get_secret_value(),
+            max_connections=self.max_connections,
+            timeout=None,
             socket_connect_timeout=self.timeout,
             socket_timeout=read_timeout or self.timeout,
+            retry=Retry(EqualJitterBackoff(cap=1.0, base=0.01), retries=10),
         )
+        return Redis.from_pool(pool)
 
 
 class RedisStreamsSettings(RedisSettings):
-    """Settings of the backend `redis`: events are entries of Redis Streams.
+    """Settings of the backend `redis`: Redis Streams by default, or Pub/Sub with
+    `mode="pubsub"` (URL `redis://host?mode=pubsub`).
 
-    A topic is the key of a stream. A listener group is a consumer group created on
-    each stream the listener reads; entries are acked with XACK once handled, and
-    entries a dead consumer left pending are claimed by live ones.
+    In streams mode a topic is the key of a stream. A listener group is a consumer
+    group created on each stream the listener reads; entries are acked with XACK once
+    handled, and entries a dead consumer left pending are claimed by live ones. The
+    settings below `mode` apply to streams mode only.
     """
 
-    mode: Literal["streams"] = "streams"
-    """Always `streams`; Pub/Sub is the backend `redis-pubsub`."""
+    mode: Literal["streams", "pubsub"] = "streams"
+    """`streams` (persistent, consumer groups, redelivery) or `pubsub` (fire and forget,
+    as in Dispytch 0.10: no groups, nothing kept or redelivered)."""
     maxlen: int | None = Field(default=None, gt=0)
     """Trim each stream to about this many entries when adding one (`MAXLEN ~`)."""
     start_id: str = "0"
@@ -105,6 +102,16 @@ class RedisStreamsSettings(RedisSettings):
     """This listener's name within its group; a unique one by default."""
 
     @model_validator(mode="after")
+    def _streams_settings_need_streams_mode(self) -> Self:
+        streams_only = self.model_fields_set & _STREAMS_ONLY
+        if self.mode == "pubsub" and streams_only:
+            raise ValueError(
+                f"{', '.join(sorted(streams_only))} apply to streams mode only, "
+                "and mode is 'pubsub'"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _claims_outlast_refreshes(self) -> Self:
         if self.claim_interval >= self.claim_idle:
             raise ValueError(
@@ -120,3 +127,8 @@ class RedisPubSubSettings(RedisSettings):
 
     mode: Literal["pubsub"] = "pubsub"
     """Always `pubsub`; Streams are the backend `redis`."""
+
+
+_STREAMS_ONLY = (
+    frozenset(RedisStreamsSettings.model_fields) - frozenset(RedisSettings.model_fields) - {"mode"}
+)

@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError, TimeoutError
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
+from dispytch_redis._cancel import reraise_cancellation
 from dispytch_redis._patterns import glob, parse
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
 from dispytch_redis._replies import Entry, data, field, stream_entries, text
@@ -141,6 +142,7 @@ class RedisStreamConsumer(Consumer):
         while True:
             try:
                 batch = await self._fetch()
+                reraise_cancellation()
             except UNREACHABLE as exc:
                 await backoff.wait(exc)
                 continue
@@ -312,12 +314,15 @@ class RedisStreamConsumer(Consumer):
                 await self.redis.xgroup_create(stream, self.group, id=self.start_id, mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
-                    raise
+                    raise ResponseError(
+                        f"cannot create consumer group {self.group!r} on stream {stream!r}: {exc}"
+                    ) from exc
 
     # -- settling ------------------------------------------------------------------------
 
     async def _send_acks(self) -> None:
-        """Send queued acks as they come; what fails is sent again once Redis is back."""
+        """Send queued acks as they come; what fails is sent again once Redis is back,
+        and what is cut short by `stop()` is sent by it."""
         backoff = Backoff(f"acks of stream consumer {self.name!r}")
         while True:
             await self._acked.wait()
@@ -325,15 +330,22 @@ class RedisStreamConsumer(Consumer):
             acks, self._acks = self._acks, {}
             try:
                 await self._send(acks)
+                reraise_cancellation()
             except UNREACHABLE as exc:
-                for stream, ids in acks.items():
-                    self._acks.setdefault(stream, []).extend(ids)
-                self._acked.set()
+                self._requeue(acks)
                 await backoff.wait(exc)
                 continue
             except ResponseError as exc:
                 logger.warning("Redis refused acks for group %r: %s", self.group, exc)
+            except asyncio.CancelledError:
+                self._requeue(acks)
+                raise
             backoff.reset()
+
+    def _requeue(self, acks: dict[str, list[str]]) -> None:
+        for stream, ids in acks.items():
+            self._acks.setdefault(stream, []).extend(ids)
+        self._acked.set()
 
     async def _send(self, acks: dict[str, list[str]]) -> None:
         if not acks:
@@ -350,6 +362,7 @@ class RedisStreamConsumer(Consumer):
             pending = {stream: list(ids) for stream, ids in self._pending.items() if ids}
             try:
                 await self._claim_ids(pending, idle=0.0)
+                reraise_cancellation()
             except (*UNREACHABLE, ResponseError) as exc:
                 logger.debug("could not refresh pending entries: %r", exc)
 

@@ -32,8 +32,10 @@ class Backend:
 
     `create_producer(settings)` and `create_consumer(settings, subscription)` build
     the seam objects; `settings` is the pydantic model their settings are checked
-    against; `schemes` are the URL schemes that select it besides its name.
-    `distribution` and `version` are filled in by discovery.
+    against; `schemes` are the URL schemes that select it besides its name. When what
+    the backend offers depends on its settings (a mode, say), `capabilities_by_settings`
+    says what given settings offer. `distribution` and `version` are filled in by
+    discovery.
     """
 
     name: str
@@ -45,5 +47,12 @@ class Backend:
     install: str | None = None
     """The pip requirement that provides this backend, for error messages."""
     description: str = ""
+    capabilities_by_settings: Callable[[Any], Capabilities] | None = None
     distribution: str | None = None
     version: str | None = None
+
+    def capabilities_for(self, settings: BackendSettings) -> Capabilities:
+        """What the backend offers when configured with `settings`."""
+        if self.capabilities_by_settings is None:
+            return self.capabilities
+        return self.capabilities_by_settings(settings)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from dispytch.backends.backend import Backend
 from dispytch.backends.capabilities import Capabilities
+from dispytch.backends.settings import BackendSettings
 
 if TYPE_CHECKING:
     from dispytch.listener.listener import EventListener
@@ -23,9 +24,12 @@ class CapabilityWarning(UserWarning):
     """A listener's settings rely on something its backend only partly gives."""
 
 
-def check_requirements(backend: Backend, listener: EventListener) -> None:
-    """Raise `CapabilityError` for what cannot work; warn for what works with caveats."""
-    caps = backend.capabilities
+def check_requirements(
+    backend: Backend, settings: BackendSettings, listener: EventListener
+) -> None:
+    """Raise `CapabilityError` for what cannot work with `backend` configured by `settings`;
+    warn for what works with caveats."""
+    caps = backend.capabilities_for(settings)
     unknown = listener.requires - set(Capabilities.__dataclass_fields__)
     if unknown:
         raise CapabilityError(
@@ -34,15 +38,15 @@ def check_requirements(backend: Backend, listener: EventListener) -> None:
         )
     missing = sorted(name for name in listener.requires if not getattr(caps, name))
     if missing:
-        raise CapabilityError(_missing(backend, missing, "the listener requires"))
+        raise CapabilityError(_missing(backend, caps, missing, "the listener requires"))
     if listener.native_dead_letter and not caps.native_dead_letter:
         raise CapabilityError(
-            _missing(backend, ["native_dead_letter"], "native_dead_letter=True needs")
+            _missing(backend, caps, ["native_dead_letter"], "native_dead_letter=True needs")
         )
     wild = [str(h.pattern) for h in listener.handlers if not h.pattern.is_literal]
     if wild and not caps.wildcards:
         raise CapabilityError(
-            _missing(backend, ["wildcards"], f"handler topics {wild} need")
+            _missing(backend, caps, ["wildcards"], f"handler topics {wild} need")
             + "; use literal topics with this backend"
         )
     if (
@@ -64,8 +68,8 @@ def check_requirements(backend: Backend, listener: EventListener) -> None:
         )
 
 
-def _missing(backend: Backend, names: list[str], who: str) -> str:
-    offered = ", ".join(backend.capabilities.offered()) or "none"
+def _missing(backend: Backend, caps: Capabilities, names: list[str], who: str) -> str:
+    offered = ", ".join(caps.offered()) or "none"
     return (
         f"{who} {', '.join(names)}, which backend {backend.name!r} does not offer "
         f"(it offers: {offered})"

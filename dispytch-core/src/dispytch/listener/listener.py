@@ -30,6 +30,9 @@ logger = logging.getLogger("dispytch.listener")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_RECANCEL_AFTER = 1.0
+"""Seconds `stop()` waits before cancelling a pull that ignored its cancellation."""
+
 
 class EventListener:
     """Runs handlers on events from a consumer.
@@ -86,7 +89,7 @@ class EventListener:
         self.handlers: list[Handler] = []
         self.backend: Backend | None = None
         self.group: str | None = None
-        self._backend_settings: Any = None
+        self.backend_settings: Any = None
         self._ready = asyncio.Event()
         self._done = asyncio.Event()
         self._pulling: asyncio.Task[None] | None = None
@@ -145,7 +148,7 @@ class EventListener:
             raise TypeError("this listener was given a consumer; it cannot also use a backend")
         if not group:
             raise ValueError("a listener needs a non-empty consumer group")
-        self.backend, self._backend_settings = select_backend(spec, settings)
+        self.backend, self.backend_settings = select_backend(spec, settings)
         self.group = group
         return self
 
@@ -255,9 +258,16 @@ class EventListener:
         self._stopping = True
         if not self._running:
             return
-        if self._pulling is not None:
-            self._pulling.cancel()
-        await self._done.wait()
+        done = asyncio.ensure_future(self._done.wait())
+        try:
+            while not done.done():
+                # Cancel again while pulling goes on: a client library may swallow a
+                # cancellation that races with its reply (asyncio.wait_for before 3.12 does).
+                if self._pulling is not None and not self._pulling.done():
+                    self._pulling.cancel()
+                await asyncio.wait({done}, timeout=_RECANCEL_AFTER)
+        finally:
+            done.cancel()
 
     async def wait_ready(self) -> None:
         """Wait until the consumer has started and the listener is pulling."""
@@ -289,13 +299,13 @@ class EventListener:
                 f"listener on backend {self.backend.name!r} has no handlers, "
                 "so nothing to subscribe to"
             )
-        check_requirements(self.backend, self)
-        self.consumer = self.backend.create_consumer(self._backend_settings, self.subscription)
+        check_requirements(self.backend, self.backend_settings, self)
+        self.consumer = self.backend.create_consumer(self.backend_settings, self.subscription)
         dead_letters = self.dead_letter_topic is not None or any(
             h.spec.dead_letter_topic not in (DEFAULT, None) for h in self.handlers
         )
         if self.producer is None and dead_letters:
-            self.producer = self.backend.create_producer(self._backend_settings)
+            self.producer = self.backend.create_producer(self.backend_settings)
         return self.consumer, self.producer
 
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:

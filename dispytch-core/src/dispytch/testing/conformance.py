@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from dispytch.backends.backend import Backend
-from dispytch.backends.registry import registry
+from dispytch.backends.capabilities import Capabilities
+from dispytch.backends.selection import select_backend
 from dispytch.dead_letter import DEAD_LETTER_EVENT, DeadLetter
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
@@ -52,8 +52,10 @@ class BackendUnderTest:
     bulk: int = 2000
 
     @property
-    def registration(self) -> Backend:
-        return registry().get(self.name)
+    def capabilities(self) -> Capabilities:
+        """What the backend offers with these settings."""
+        backend, settings = select_backend(self.name, self.settings)
+        return backend.capabilities_for(settings)
 
     def emitter(self, **options: Any) -> EventEmitter:
         return EventEmitter.from_backend(self.name, emitter_options=options, **self.settings)
@@ -96,7 +98,7 @@ class ConformanceSuite:
 
     @staticmethod
     def need(backend: BackendUnderTest, *capabilities: str) -> None:
-        caps = backend.registration.capabilities
+        caps = backend.capabilities
         missing = [c for c in capabilities if not getattr(caps, c)]
         if missing:
             pytest.skip(f"backend {backend.name!r} does not declare {', '.join(missing)}")
@@ -293,7 +295,7 @@ class ConformanceSuite:
                     await emitter.emit(event)
                 await started.wait_for(5, backend.timeout)
             assert sorted(finished.items) == list(range(5)), "stop() let in-flight handlers finish"
-            if backend.registration.capabilities.persistent:
+            if backend.capabilities.persistent:
                 again = Probe()
                 after = backend.listener(group)
                 self.recording(after, topic, again)

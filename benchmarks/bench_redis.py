@@ -1,0 +1,397 @@
+"""Redis: Dispytch next to a hand-written redis-py loop and FastStream 0.7, on one server,
+in both modes: backend `redis` (Streams) and backend `redis-pubsub` (Pub/Sub).
+
+The server (redis-server; tools/brokers.py) is started here; every implementation uses it
+in the same run and does the same work per event. Hand-written loops and the Dispytch seam
+rows use the client Dispytch's settings build (a blocking pool of 50 connections); FastStream
+gets 50 connections too.
+
+- emit: build the JSON envelope and send it (XADD, or PUBLISH); `n` events sent
+  concurrently, each awaited until Redis answered.
+- consume, Streams: `n` events pre-loaded in a stream whose consumer group was created at
+  its start; read them with XREADGROUP (batches of 100): decode the envelope, validate
+  `Payload` with pydantic, resolve one dependency, call a trivial handler, XACK. The
+  hand-written loop acks each batch with one XACK. Timed from the moment the listener is
+  ready until the last event was handled.
+- consume, Pub/Sub: nothing can be pre-loaded, so the subscriber is started first; then `n`
+  events are published in pipelines of 1000 by a plain client. Timed from the first
+  PUBLISH until the last event was handled; the same publisher feeds every implementation.
+
+The "dispytch-redis seam only" rows do the same work through the backend's producer and
+consumer (a plain loop over `listen()` that acks each message) without the rest of
+Dispytch: they show what the backend itself costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from faststream import Depends
+from faststream.middlewares import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from brokers import RedisServer
+from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch.backends import Subscription
+from dispytch.routing import TopicPattern
+from dispytch_redis import RedisPubSubSettings, RedisStreamsSettings
+from dispytch_redis.plugin import pubsub_consumer, pubsub_producer, stream_consumer, stream_producer
+from harness import Payload, Row, sample_body
+
+EVENT_TYPE = "bench"
+BATCH = 100
+POOL = 50
+CHUNK = 1000
+
+
+class BenchEvent(EventBase):
+    __topic__ = "{route}"
+    __event_type__ = EVENT_TYPE
+
+    route: str
+    user_id: int
+    name: str
+    score: float
+    tags: list[str]
+
+
+class Envelope(BaseModel):
+    """The wire envelope, as FastStream validates it."""
+
+    id: str
+    type: str
+    body: Payload
+    timestamp: int
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+
+COUNTER = Counter()
+
+
+def counter_dependency() -> Counter:
+    return COUNTER
+
+
+def envelope(i: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": EVENT_TYPE,
+        "body": sample_body(i),
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+def encoded(i: int) -> bytes:
+    return json.dumps(envelope(i)).encode()
+
+
+def fresh(kind: str) -> str:
+    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
+
+
+async def handler(body: Payload, counter: Counter) -> None:
+    """The trivial handler of the hand-written and seam-only loops."""
+    counter.count += 1
+
+
+async def run(n: int) -> list[Row]:
+    server = RedisServer()
+    await asyncio.to_thread(server.start)
+    try:
+        url = server.url
+        return [
+            await _emit(url, n, "redis", "raw redis-py", _emit_raw_streams),
+            await _emit(url, n, "redis", "dispytch", _emit_dispytch("redis")),
+            await _emit(url, n, "redis", "dispytch-redis seam only", _emit_seam_streams),
+            await _emit(url, n, "redis", "faststream 0.7", _emit_faststream_streams),
+            await _consume(url, n, "redis", "raw redis-py", _consume_raw_streams),
+            await _consume(url, n, "redis", "dispytch", _consume_dispytch("redis")),
+            await _consume(url, n, "redis", "dispytch-redis seam only", _consume_seam_streams),
+            await _consume(url, n, "redis", "faststream 0.7", _consume_faststream_streams),
+            await _emit(url, n, "redis-pubsub", "raw redis-py", _emit_raw_pubsub),
+            await _emit(url, n, "redis-pubsub", "dispytch", _emit_dispytch("redis-pubsub")),
+            await _emit(url, n, "redis-pubsub", "dispytch-redis seam only", _emit_seam_pubsub),
+            await _emit(url, n, "redis-pubsub", "faststream 0.7", _emit_faststream_pubsub),
+            await _consume(url, n, "redis-pubsub", "raw redis-py", _consume_raw_pubsub),
+            await _consume(url, n, "redis-pubsub", "dispytch", _consume_dispytch("redis-pubsub")),
+            await _consume(
+                url, n, "redis-pubsub", "dispytch-redis seam only", _consume_seam_pubsub
+            ),
+            await _consume(url, n, "redis-pubsub", "faststream 0.7", _consume_faststream_pubsub),
+        ]
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+# -- emit --------------------------------------------------------------------------------------
+
+Emit = Callable[[str, int, str], Awaitable[float]]
+
+
+async def _emit(url: str, n: int, backend: str, implementation: str, emit: Emit) -> Row:
+    return Row(backend, "emit", implementation, n, await emit(url, n, fresh("emit")))
+
+
+async def _emit_raw_streams(url: str, n: int, topic: str) -> float:
+    client = RedisStreamsSettings(url=url).client()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(client.xadd(topic, {"payload": encoded(i)}) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await client.aclose()
+
+
+async def _emit_raw_pubsub(url: str, n: int, topic: str) -> float:
+    client = RedisPubSubSettings(url=url).client()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(client.publish(topic, encoded(i)) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await client.aclose()
+
+
+def _emit_dispytch(backend: str) -> Emit:
+    async def emit(url: str, n: int, topic: str) -> float:
+        events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+        async with EventEmitter.from_backend(backend, url=url) as emitter:
+            start = time.perf_counter()
+            await asyncio.gather(*(emitter.emit(e) for e in events))
+            return time.perf_counter() - start
+
+    return emit
+
+
+async def _emit_seam_streams(url: str, n: int, topic: str) -> float:
+    producer = stream_producer(RedisStreamsSettings(url=url))
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(producer.send(topic, encoded(i)) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await producer.stop()
+
+
+async def _emit_seam_pubsub(url: str, n: int, topic: str) -> float:
+    producer = pubsub_producer(RedisPubSubSettings(url=url))
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(producer.send(topic, encoded(i)) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await producer.stop()
+
+
+async def _emit_faststream_streams(url: str, n: int, topic: str) -> float:
+    return await _emit_faststream(url, n, {"stream": topic})
+
+
+async def _emit_faststream_pubsub(url: str, n: int, topic: str) -> float:
+    return await _emit_faststream(url, n, {"channel": topic})
+
+
+async def _emit_faststream(url: str, n: int, destination: dict[str, str]) -> float:
+    """FastStream's pool raises past its size, so sends wait for one of as many slots."""
+    broker = RedisBroker(url, logger=None, max_connections=POOL)
+    slots = asyncio.Semaphore(POOL)
+
+    async def publish(i: int) -> None:
+        async with slots:
+            await broker.publish(envelope(i), **destination)  # type: ignore[call-overload]
+
+    await broker.connect()
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(publish(i) for i in range(n)))
+        return time.perf_counter() - start
+    finally:
+        await broker.stop()
+
+
+# -- consume -----------------------------------------------------------------------------------
+
+Consume = Callable[[str, int, str, str], Awaitable[float]]
+
+
+async def _consume(url: str, n: int, backend: str, implementation: str, consume: Consume) -> Row:
+    """Time one consume implementation on a fresh topic; for Streams, pre-load it first."""
+    topic, group = fresh("consume"), fresh("group")
+    if backend == "redis":
+        field = "__data__" if implementation.startswith("faststream") else "payload"
+        client = Redis.from_url(url)
+        await client.xgroup_create(topic, group, id="0", mkstream=True)
+        for first in range(0, n, CHUNK):
+            async with client.pipeline(transaction=False) as pipe:
+                for i in range(first, min(first + CHUNK, n)):
+                    pipe.xadd(topic, {field: encoded(i)})
+                await pipe.execute()
+        await client.aclose()
+    COUNTER.count = 0
+    seconds = await consume(url, n, topic, group)
+    assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
+    return Row(backend, "consume", implementation, n, seconds)
+
+
+async def _finished(done: asyncio.Event) -> None:
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    except asyncio.TimeoutError:
+        raise AssertionError("not every event was handled within 120s") from None
+
+
+async def _publish_all(url: str, n: int, topic: str) -> float:
+    """PUBLISH `n` events in pipelines; return when the first was sent."""
+    client = Redis.from_url(url)
+    start = time.perf_counter()
+    for first in range(0, n, CHUNK):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in range(first, min(first + CHUNK, n)):
+                pipe.publish(topic, encoded(i))
+            await pipe.execute()
+    await client.aclose()
+    return start
+
+
+async def _consume_raw_streams(url: str, n: int, topic: str, group: str) -> float:
+    client = RedisStreamsSettings(url=url).client()
+    try:
+        start = time.perf_counter()
+        while COUNTER.count < n:
+            reply = await client.xreadgroup(group, "raw", {topic: ">"}, count=BATCH, block=1000)
+            for _, entries in reply:
+                for _, fields in entries:
+                    data = json.loads(fields[b"payload"])
+                    await handler(Payload.model_validate(data["body"]), counter_dependency())
+                await client.xack(topic, group, *(entry_id for entry_id, _ in entries))
+        return time.perf_counter() - start
+    finally:
+        await client.aclose()
+
+
+async def _consume_raw_pubsub(url: str, n: int, topic: str, group: str) -> float:
+    client = RedisPubSubSettings(url=url).client()
+    pubsub = client.pubsub()
+    await pubsub.subscribe(topic)
+    await pubsub.get_message(timeout=5)  # the subscription's confirmation
+    try:
+        publishing = asyncio.create_task(_publish_all(url, n, topic))
+        while COUNTER.count < n:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is not None and message["type"] == "message":
+                data = json.loads(message["data"])
+                await handler(Payload.model_validate(data["body"]), counter_dependency())
+        return time.perf_counter() - await publishing
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+def _consume_dispytch(backend: str) -> Consume:
+    async def consume(url: str, n: int, topic: str, group: str) -> float:
+        done = asyncio.Event()
+        listener = EventListener.from_backend(backend, group=group, url=url)
+
+        @listener.handler(topic=topic, event=EVENT_TYPE)
+        async def handle(
+            event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
+        ) -> None:
+            counter.count += 1
+            if counter.count == n:
+                done.set()
+
+        task = asyncio.create_task(listener.listen())
+        await listener.wait_ready()
+        if backend == "redis":
+            start = time.perf_counter()
+        else:
+            start = await _publish_all(url, n, topic)
+        await _finished(done)
+        seconds = time.perf_counter() - start
+        await listener.stop()
+        await task
+        return seconds
+
+    return consume
+
+
+async def _consume_seam_streams(url: str, n: int, topic: str, group: str) -> float:
+    subscription = Subscription(group, (TopicPattern(topic),))
+    consumer = stream_consumer(RedisStreamsSettings(url=url), subscription)
+    await consumer.start()
+    try:
+        start = time.perf_counter()
+        async for message in consumer.listen():
+            data = json.loads(message.payload)
+            await handler(Payload.model_validate(data["body"]), counter_dependency())
+            consumer.ack(message)
+            if COUNTER.count == n:
+                return time.perf_counter() - start
+        raise AssertionError("the consumer stopped early")
+    finally:
+        await consumer.stop()
+
+
+async def _consume_seam_pubsub(url: str, n: int, topic: str, group: str) -> float:
+    subscription = Subscription(group, (TopicPattern(topic),))
+    consumer = pubsub_consumer(RedisPubSubSettings(url=url), subscription)
+    await consumer.start()
+    try:
+        publishing = asyncio.create_task(_publish_all(url, n, topic))
+        async for message in consumer.listen():
+            data = json.loads(message.payload)
+            await handler(Payload.model_validate(data["body"]), counter_dependency())
+            consumer.ack(message)
+            if COUNTER.count == n:
+                return time.perf_counter() - await publishing
+        raise AssertionError("the consumer stopped early")
+    finally:
+        await consumer.stop()
+
+
+async def _consume_faststream_streams(url: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    broker = RedisBroker(url, logger=None)
+    stream = StreamSub(topic, group=group, consumer="faststream", max_records=BATCH)
+
+    @broker.subscriber(stream=stream, ack_policy=AckPolicy.ACK)
+    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    await broker.start()
+    start = time.perf_counter()
+    await _finished(done)
+    seconds = time.perf_counter() - start
+    await broker.stop()
+    return seconds
+
+
+async def _consume_faststream_pubsub(url: str, n: int, topic: str, group: str) -> float:
+    done = asyncio.Event()
+    broker = RedisBroker(url, logger=None)
+
+    @broker.subscriber(channel=topic)
+    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    await broker.start()
+    start = await _publish_all(url, n, topic)
+    await _finished(done)
+    seconds = time.perf_counter() - start
+    await broker.stop()
+    return seconds

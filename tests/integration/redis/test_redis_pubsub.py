@@ -1,0 +1,112 @@
+"""The backend `redis-pubsub` against a real server: Dispytch 0.10's construction,
+pattern subscriptions, clients that decode or not, and its declared limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import pytest
+from redis.asyncio import Redis
+from redis_helpers import Note, NoteBody, fresh
+
+from brokers import RedisServer
+from dispytch import Event, EventEmitter, EventListener, TopicSegment
+from dispytch.backends import CapabilityError
+from dispytch.testing import Probe, running
+from dispytch_redis import RedisConsumer, RedisProducer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize("decode_responses", [False, True], ids=["bytes", "decoded"])
+async def test_constructed_as_in_0_10(redis_server: RedisServer, decode_responses: bool) -> None:
+    topic, probe = fresh("legacy"), Probe()
+    redis = Redis.from_url(redis_server.url, decode_responses=decode_responses)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(topic)
+    listener = EventListener(RedisConsumer(pubsub))
+
+    @listener.handler(topic=topic, event=Note.__event_type__)
+    async def record(event: Event[NoteBody]) -> None:
+        probe.add(event)
+
+    async with running(listener):
+        emitter = EventEmitter(RedisProducer(redis))
+        await emitter.emit(Note(stream=topic, n=1))
+        [event] = await probe.wait_for(1)
+    assert (event.body.n, event.topic, event.key) == (1, topic, topic)
+    assert event.metadata == {"channel": topic}
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await redis.aclose()
+
+
+@pytest.mark.parametrize("decode_responses", [False, True], ids=["bytes", "decoded"])
+async def test_patterns_use_psubscribe_and_match_whole_segments(
+    redis: Redis, redis_server: RedisServer, decode_responses: bool
+) -> None:
+    chat = fresh("chat")
+    client = Redis.from_url(redis_server.url, decode_responses=decode_responses)
+    consumer = RedisConsumer(client.pubsub(), [f"{chat}.{{room}}"], close_client=True)
+    await consumer.start()
+    assert await redis.publish(f"{chat}.lobby.private", b"crosses a delimiter") == 1
+    assert await redis.publish(f"{chat}.lobby", b"hello") == 1
+    message = await anext(aiter(consumer.listen()))
+    await consumer.stop()
+    assert (message.topic, message.payload, message.key) == (
+        f"{chat}.lobby",
+        b"hello",
+        message.topic,
+    )
+    assert message.metadata == {"channel": f"{chat}.lobby", "pattern": f"{chat}.*"}
+
+
+async def test_wildcard_handlers_through_the_backend(pubsub_settings: dict[str, Any]) -> None:
+    chat, rooms = fresh("chat"), Probe()
+    listener = EventListener.from_backend("redis-pubsub", group="ignored", **pubsub_settings)
+
+    @listener.handler(topic=f"{chat}.{{room}}", event=Note.__event_type__)
+    async def record(event: Event[NoteBody], room: Annotated[str, TopicSegment()]) -> None:
+        rooms.add((room, event.body.n))
+
+    async with (
+        running(listener),
+        EventEmitter.from_url(
+            pubsub_settings["url"].replace("redis://", "redis-pubsub://")
+        ) as emitter,
+    ):
+        await emitter.emit(Note(stream=f"{chat}.a", n=1))
+        await emitter.emit(Note(stream=f"{chat}.b", n=2))
+        await rooms.wait_for(2)
+    assert sorted(rooms.items) == [("a", 1), ("b", 2)]
+
+
+@pytest.mark.parametrize("capability", ["persistent", "redelivery", "consumer_groups"])
+async def test_capability_check_refuses_what_pubsub_cannot_give(
+    pubsub_settings: dict[str, Any], capability: str
+) -> None:
+    listener = EventListener.from_backend(
+        "redis-pubsub",
+        group="billing",
+        listener_options={"requires": [capability]},
+        **pubsub_settings,
+    )
+
+    @listener.handler(topic="orders", event=Note.__event_type__)
+    async def handle(event: Event[NoteBody]) -> None: ...
+
+    with pytest.raises(CapabilityError, match=f"{capability}.*'redis-pubsub'"):
+        await listener.listen()
+
+
+async def test_pubsub_has_nothing_to_listen_to_without_subscriptions(redis: Redis) -> None:
+    consumer = RedisConsumer(redis.pubsub())
+    with pytest.raises(RuntimeError, match="nothing to listen to"):
+        await consumer.start()
