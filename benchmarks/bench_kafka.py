@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -33,67 +32,29 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import Depends
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
-from pydantic import BaseModel
 
 from brokers import KafkaServer
-from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch import Dependency, Event, EventEmitter, EventListener
 from dispytch.backends import Subscription
 from dispytch.routing import TopicPattern
 from dispytch_kafka import KafkaConsumer, KafkaProducer, KafkaSettings
-from harness import Payload, Row, sample_body
+from harness import (
+    COUNTER,
+    EVENT_TYPE,
+    Counter,
+    Envelope,
+    Payload,
+    Row,
+    bench_events,
+    counter_dependency,
+    encoded,
+    envelope,
+    fresh,
+    handler,
+)
 
-EVENT_TYPE = "bench"
 PRODUCER: dict[str, Any] = {"acks": "all", "max_batch_size": 256 * 1024}
 GROUP: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
-
-
-class BenchEvent(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = EVENT_TYPE
-
-    route: str
-    user_id: int
-    name: str
-    score: float
-    tags: list[str]
-
-
-class Envelope(BaseModel):
-    """The wire envelope, as FastStream validates it."""
-
-    id: str
-    type: str
-    body: Payload
-    timestamp: int
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-COUNTER = Counter()
-
-
-def counter_dependency() -> Counter:
-    return COUNTER
-
-
-def envelope(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": EVENT_TYPE,
-        "body": sample_body(i),
-        "timestamp": int(time.time() * 1000),
-    }
-
-
-def encoded(i: int) -> bytes:
-    return json.dumps(envelope(i)).encode()
-
-
-def fresh(kind: str) -> str:
-    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
 
 
 async def run(n: int) -> list[Row]:
@@ -145,7 +106,7 @@ async def _emit_raw(bootstrap: str, n: int, topic: str) -> float:
 
 
 async def _emit_dispytch(bootstrap: str, n: int, topic: str) -> float:
-    events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    events = bench_events(topic, n)
     async with EventEmitter.from_backend(
         "kafka", bootstrap_servers=bootstrap, **PRODUCER
     ) as emitter:
@@ -198,9 +159,6 @@ async def _consume(bootstrap: str, n: int, implementation: str, consume: Consume
 
 
 async def _consume_raw(bootstrap: str, n: int, topic: str, group: str) -> float:
-    async def handler(body: Payload, counter: Counter) -> None:
-        counter.count += 1
-
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -251,9 +209,6 @@ async def _consume_dispytch(bootstrap: str, n: int, topic: str, group: str) -> f
 
 
 async def _consume_seam(bootstrap: str, n: int, topic: str, group: str) -> float:
-    async def handler(body: Payload, counter: Counter) -> None:
-        counter.count += 1
-
     settings = KafkaSettings(bootstrap_servers=bootstrap, **GROUP)
     consumer = KafkaConsumer.from_settings(settings, Subscription(group, (TopicPattern(topic),)))
     await consumer.start()

@@ -12,40 +12,28 @@ import time
 import uuid
 from typing import Annotated
 
-from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch import Dependency, Event, EventEmitter, EventListener
 from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
 from dispytch.emitter.producer import OutgoingMessage
 from dispytch.routing import TopicPattern
-from harness import Payload, Row, sample_body
+from harness import (
+    COUNTER,
+    BenchEvent,
+    Counter,
+    Payload,
+    Row,
+    bench_events,
+    counter_dependency,
+    handler,
+    sample_body,
+)
 
 TOPIC = "bench.events"
 
 
-class BenchEvent(EventBase):
-    __topic__ = TOPIC
-    __event_type__ = "bench"
-
-    user_id: int
-    name: str
-    score: float
-    tags: list[str]
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-COUNTER = Counter()
-
-
-def counter_dependency() -> Counter:
-    return COUNTER
-
-
 async def run(n: int, repeat: int = 3) -> list[Row]:
     """Each scenario `repeat` times, keeping the fastest run (the least disturbed by other load)."""
-    events = [BenchEvent(**sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    events = bench_events(TOPIC, n)
     scenarios = [
         lambda: _emit_raw(n),
         lambda: _emit_dispytch(events),
@@ -104,9 +92,6 @@ async def _consume_raw(events: list[BenchEvent]) -> Row:
     n = len(events)
     consumer = MemoryConsumer(get_broker(await _preload(events)), "bench", [TopicPattern(TOPIC)])
     COUNTER.count = 0
-
-    async def handler(body: Payload, counter: Counter) -> None:
-        counter.count += 1
 
     await consumer.start()
     start = time.perf_counter()

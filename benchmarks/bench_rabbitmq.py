@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -30,56 +30,24 @@ from faststream.rabbit import (
     RabbitExchange,
     RabbitQueue,
 )
-from pydantic import BaseModel
 
 from brokers import RabbitMQServer
-from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
-from harness import Payload, Row, sample_body
+from dispytch import Dependency, Event, EventEmitter, EventListener
+from harness import (
+    COUNTER,
+    EVENT_TYPE,
+    Counter,
+    Envelope,
+    Payload,
+    Row,
+    bench_events,
+    counter_dependency,
+    envelope,
+    handler,
+)
 
 EXCHANGE = "bench"
 PREFETCH = 100
-EVENT_TYPE = "bench"
-
-
-class BenchEvent(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = EVENT_TYPE
-
-    route: str
-    user_id: int
-    name: str
-    score: float
-    tags: list[str]
-
-
-class Envelope(BaseModel):
-    """The wire envelope, as FastStream validates it."""
-
-    id: str
-    type: str
-    body: Payload
-    timestamp: int
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-COUNTER = Counter()
-
-
-def counter_dependency() -> Counter:
-    return COUNTER
-
-
-def envelope(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": EVENT_TYPE,
-        "body": sample_body(i),
-        "timestamp": int(time.time() * 1000),
-    }
 
 
 async def run(n: int) -> list[Row]:
@@ -135,7 +103,7 @@ async def _emit_raw(url: str, n: int, topic: str) -> float:
 
 
 async def _emit_dispytch(url: str, n: int, topic: str) -> float:
-    events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+    events = bench_events(topic, n)
     async with EventEmitter.from_backend("rabbitmq", url=url, exchange=EXCHANGE) as emitter:
         start = time.perf_counter()
         await asyncio.gather(*(emitter.emit(e) for e in events))
@@ -202,9 +170,6 @@ async def _until_queued(channel: AbstractChannel, queue: str, n: int) -> None:
 
 async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
     done = asyncio.Event()
-
-    async def handler(body: Payload, counter: Counter) -> None:
-        counter.count += 1
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         data = json.loads(message.body)

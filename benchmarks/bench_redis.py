@@ -27,82 +27,38 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from faststream import Depends
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
-from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from brokers import RedisServer
-from dispytch import Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch import Dependency, Event, EventEmitter, EventListener
 from dispytch.backends import Subscription
 from dispytch.routing import TopicPattern
 from dispytch_redis import RedisPubSubSettings, RedisStreamsSettings
 from dispytch_redis.plugin import pubsub_consumer, pubsub_producer, stream_consumer, stream_producer
-from harness import Payload, Row, sample_body
+from harness import (
+    COUNTER,
+    EVENT_TYPE,
+    Counter,
+    Envelope,
+    Payload,
+    Row,
+    bench_events,
+    counter_dependency,
+    encoded,
+    envelope,
+    fresh,
+    handler,
+)
 
-EVENT_TYPE = "bench"
 BATCH = 100
 POOL = 50
 CHUNK = 1000
-
-
-class BenchEvent(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = EVENT_TYPE
-
-    route: str
-    user_id: int
-    name: str
-    score: float
-    tags: list[str]
-
-
-class Envelope(BaseModel):
-    """The wire envelope, as FastStream validates it."""
-
-    id: str
-    type: str
-    body: Payload
-    timestamp: int
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-
-
-COUNTER = Counter()
-
-
-def counter_dependency() -> Counter:
-    return COUNTER
-
-
-def envelope(i: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": EVENT_TYPE,
-        "body": sample_body(i),
-        "timestamp": int(time.time() * 1000),
-    }
-
-
-def encoded(i: int) -> bytes:
-    return json.dumps(envelope(i)).encode()
-
-
-def fresh(kind: str) -> str:
-    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
-
-
-async def handler(body: Payload, counter: Counter) -> None:
-    """The trivial handler of the hand-written and seam-only loops."""
-    counter.count += 1
 
 
 async def run(n: int) -> list[Row]:
@@ -165,7 +121,7 @@ async def _emit_raw_pubsub(url: str, n: int, topic: str) -> float:
 
 def _emit_dispytch(backend: str) -> Emit:
     async def emit(url: str, n: int, topic: str) -> float:
-        events = [BenchEvent(route=topic, **sample_body(i)) for i in range(n)]  # type: ignore[arg-type]
+        events = bench_events(topic, n)
         async with EventEmitter.from_backend(backend, url=url) as emitter:
             start = time.perf_counter()
             await asyncio.gather(*(emitter.emit(e) for e in events))

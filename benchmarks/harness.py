@@ -7,11 +7,18 @@ backend) doing the same work on the same broker in the same run.
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
+
+from dispytch import EventBase
+
+EVENT_TYPE = "bench"
 
 
 class Payload(BaseModel):
@@ -23,8 +30,72 @@ class Payload(BaseModel):
     tags: list[str]
 
 
-def sample_body(i: int) -> dict[str, object]:
+def sample_body(i: int) -> dict[str, Any]:
     return {"user_id": i, "name": f"user-{i}", "score": i * 0.5, "tags": ["a", "b"]}
+
+
+class BenchEvent(EventBase):
+    """`Payload` as a Dispytch event, sent to the topic named by `route`."""
+
+    __topic__ = "{route}"
+    __event_type__ = EVENT_TYPE
+
+    route: str
+    user_id: int
+    name: str
+    score: float
+    tags: list[str]
+
+
+def bench_events(route: str, n: int) -> list[BenchEvent]:
+    return [BenchEvent(route=route, **sample_body(i)) for i in range(n)]
+
+
+class Envelope(BaseModel):
+    """The wire envelope, as FastStream validates it."""
+
+    id: str
+    type: str
+    body: Payload
+    timestamp: int
+
+
+def envelope(i: int) -> dict[str, Any]:
+    """The wire envelope of event `i`, as a hand-written producer builds it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": EVENT_TYPE,
+        "body": sample_body(i),
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+def encoded(i: int) -> bytes:
+    return json.dumps(envelope(i)).encode()
+
+
+class Counter:
+    """What every benchmark handler counts with, through one injected dependency."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+COUNTER = Counter()
+
+
+def counter_dependency() -> Counter:
+    return COUNTER
+
+
+async def handler(body: Payload, counter: Counter) -> None:
+    """The trivial handler of the hand-written loops."""
+    counter.count += 1
+
+
+def fresh(kind: str) -> str:
+    """A topic or group name no earlier run used."""
+    return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
