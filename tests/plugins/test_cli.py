@@ -22,7 +22,7 @@ def dispytch(
     *args: str, cwd: Path | None = None, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dispytch.cli", *args],
+        [sys.executable, "-m", "dispytch", *args],
         capture_output=True,
         text=True,
         timeout=120,
