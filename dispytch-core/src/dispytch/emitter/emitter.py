@@ -14,7 +14,13 @@ from typing_extensions import Self
 
 from dispytch.backends.backend import Backend
 from dispytch.backends.selection import select_backend, settings_from_config
-from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout, SupportsPublish
+from dispytch.emitter.producer import (
+    OutgoingMessage,
+    Producer,
+    ProducerTimeout,
+    SupportsPublish,
+    publisher,
+)
 from dispytch.event import EventBase
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.middleware import Chain, EmitContext, Middleware
@@ -50,7 +56,8 @@ class EventEmitter:
         self._chain = (
             Chain.build(list(middleware), self._past_middleware).run if middleware else None
         )
-        self._publish = producer.publish if isinstance(producer, SupportsPublish) else None
+        self._publish = publisher(producer)
+        self._carries_headers = isinstance(producer, SupportsPublish)
         self._warned_headers = False
 
     @classmethod
@@ -111,16 +118,13 @@ class EventEmitter:
 
     async def _deliver(self, message: OutgoingMessage) -> None:
         """Hand an encoded message to the producer, bypassing middleware."""
-        if self._publish is not None:
-            await self._publish(message)
-            return
-        if message.headers and not self._warned_headers:
+        if message.headers and not self._carries_headers and not self._warned_headers:
             self._warned_headers = True
             logger.warning(
                 "%s cannot carry headers; headers set by emitter middleware are dropped",
                 type(self.producer).__name__,
             )
-        await self.producer.send(message.topic, message.payload, message.config)
+        await self._publish(message)
 
     async def start(self) -> None:
         await start_if_possible(self.producer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -40,3 +41,14 @@ class SupportsPublish(Protocol):
     """A producer that takes the whole outgoing message, headers included."""
 
     async def publish(self, message: OutgoingMessage) -> None: ...
+
+
+def publisher(producer: Producer) -> Callable[[OutgoingMessage], Awaitable[None]]:
+    """How `producer` takes a whole message: its `publish`, or its `send` (without headers)."""
+    if isinstance(producer, SupportsPublish):
+        return producer.publish
+
+    async def send(message: OutgoingMessage) -> None:
+        await producer.send(message.topic, message.payload, message.config)
+
+    return send

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from dispytch.dead_letter import DeadLetter, Reason
 from dispytch.di.plan import EventParam
 from dispytch.di.resolve import InvalidEvent, Scope, run
-from dispytch.emitter.producer import OutgoingMessage, Producer, SupportsPublish
+from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
 from dispytch.middleware import Chain, Context
@@ -179,7 +179,8 @@ class Dispatcher:
         if template is not None and self.producer is not None:
             topic = template.format(topic=msg.topic)
             try:
-                await _publish(self.producer, topic, self.serializer.dumps(letter.envelope()))
+                payload = self.serializer.dumps(letter.envelope())
+                await publisher(self.producer)(OutgoingMessage(topic, payload))
             except Exception:
                 logger.exception("could not publish a dead letter to %s", topic)
                 retryable = True
@@ -209,10 +210,3 @@ def _event_body(handler: Handler) -> Any:
         if isinstance(source, EventParam):
             return source.body
     return None
-
-
-async def _publish(producer: Producer, topic: str, payload: bytes) -> None:
-    if isinstance(producer, SupportsPublish):
-        await producer.publish(OutgoingMessage(topic, payload))
-    else:
-        await producer.send(topic, payload)
