@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError, TimeoutError
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
-from dispytch_redis._cancel import reraise_cancellation
+from dispytch_redis._cancel import cancel_and_wait, reraise_cancellation
 from dispytch_redis._patterns import glob, parse
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
 from dispytch_redis._replies import Entry, data, field, stream_entries, text
@@ -177,9 +177,7 @@ class RedisStreamConsumer(Consumer):
     async def stop(self) -> None:
         """Send the queued acks, make entries not acked claimable by others at once, and
         close the client if this consumer owns it."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         unacked = {stream: list(ids) for stream, ids in self._pending.items() if ids}
         try:

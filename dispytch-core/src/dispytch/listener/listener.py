@@ -30,7 +30,7 @@ logger = logging.getLogger("dispytch.listener")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_RECANCEL_AFTER = 1.0
+_RECANCEL_AFTER = 0.1
 """Seconds `stop()` waits before cancelling a pull that ignored its cancellation."""
 
 
