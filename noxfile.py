@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,21 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _expose_pyenv_versions() -> None:
+    """Put pyenv's installed 3.x interpreters on PATH as `python3.x`: its shims only
+    resolve the versions named in `pyenv global`, so nox would not find the others."""
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    links = ROOT / ".nox" / "pythons"
+    links.mkdir(parents=True, exist_ok=True)
+    for version in SUPPORTED:
+        found = sorted(versions.glob(f"{version}.*/bin/python{version}"))
+        link = links / f"python{version}"
+        link.unlink(missing_ok=True)
+        if found:
+            link.symlink_to(found[-1])
+    os.environ["PATH"] = f"{links}{os.pathsep}{os.environ['PATH']}"
+
+
 def _runs(version: str) -> bool:
     try:
         return subprocess.run([f"python{version}", "-c", ""], capture_output=True).returncode == 0
@@ -28,6 +44,7 @@ def _runs(version: str) -> bool:
         return False
 
 
+_expose_pyenv_versions()
 INSTALLED = [v for v in SUPPORTED if _runs(v)] or None
 
 

@@ -142,24 +142,25 @@ class KafkaConsumer(Consumer):
         if not self._started:
             await self.start()
         client, limit = self._running(), self._settings.max_in_flight_per_partition
+        in_flight = self._in_flight
         while True:
             if self._redeliveries:
                 for message in self._due_redeliveries():
                     yield message
             await self._fetch(client)
             for tp, partition in list(self._partitions.items()):
-                backlog = partition.backlog
-                for _ in range(_TURN):
-                    if not backlog or partition.retired:
-                        break
-                    if partition.in_flight >= limit:
+                backlog, pending, key = partition.backlog, partition.pending, partition.key
+                turn = _TURN
+                while backlog and turn and not partition.retired:
+                    if len(pending) >= limit:
                         self._pause(client, tp, partition)
                         break
                     record = backlog.popleft()
-                    message = _message(record)
-                    partition.track(record.offset)
-                    self._in_flight[message] = partition
+                    message = _message(record, key)
+                    pending.append(record.offset)
+                    in_flight[message] = partition
                     yield message
+                    turn -= 1
 
     def ack(self, msg: Message) -> None:
         """Mark `msg` handled; its offset is committed once all before it are too."""
@@ -167,7 +168,8 @@ class KafkaConsumer(Consumer):
         if partition is None or partition.retired:
             return
         partition.done(msg.metadata["offset"])
-        self._acked.set()
+        if not self._acked.is_set():
+            self._acked.set()
         if partition.paused and partition.in_flight <= self._resume_below:
             partition.paused = False
             with suppress(IllegalStateError):  # revoked meanwhile
@@ -241,7 +243,7 @@ class KafkaConsumer(Consumer):
 
     def _assigned(self, assigned: Iterable[TopicPartition]) -> None:
         for tp in assigned:
-            self._partitions[tp] = Partition()
+            self._partitions[tp] = Partition(f"{tp.topic}:{tp.partition}")
 
     async def _retire(self, revoked: Iterable[TopicPartition]) -> None:
         """Commit what `revoked` partitions finished, then forget them: from now on
@@ -326,14 +328,16 @@ def subscription_regex(patterns: Iterable[TopicPattern]) -> str:
     return f"(?:{alternatives})\\Z"
 
 
-def _message(record: ConsumerRecord) -> Message:
-    headers = record.headers
+def _message(record: ConsumerRecord, key: str) -> Message:
+    """`record` as a `Message` with ordering key `key`; positional, as it runs per record."""
+    headers, value = record.headers, record.value
     return Message(
-        topic=record.topic,
-        payload=record.value if record.value is not None else b"",
-        key=f"{record.topic}:{record.partition}",
-        headers={n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
-        metadata={
+        record.topic,
+        value if value is not None else b"",
+        key,
+        {n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
+        1,
+        {
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
@@ -341,7 +345,7 @@ def _message(record: ConsumerRecord) -> Message:
             "headers": headers,
             "timestamp": record.timestamp,
         },
-        raw=record,
+        record,
     )
 
 

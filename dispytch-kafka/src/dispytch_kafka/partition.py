@@ -15,20 +15,23 @@ class Partition:
     flight or failed. Once revoked the partition is `retired` and ignores late acks.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "") -> None:
+        self.key = key
+        """The ordering key of the partition's messages, `"<topic>:<partition>"`."""
         self.backlog: deque[Any] = deque()
         self.committable: int | None = None
         """The next offset to commit: one past the highest contiguous done offset."""
         self.committed: int | None = None
         self.paused = False
         self.retired = False
-        self._pending: deque[int] = deque()
+        self.pending: deque[int] = deque()
+        """Offsets handed out and not done yet, in increasing order."""
         self._done: set[int] = set()
 
     @property
     def in_flight(self) -> int:
         """Offsets handed out and not done yet."""
-        return len(self._pending)
+        return len(self.pending)
 
     @property
     def needs_commit(self) -> bool:
@@ -36,12 +39,16 @@ class Partition:
 
     def track(self, offset: int) -> None:
         """Record that `offset` was handed out (offsets arrive in increasing order)."""
-        self._pending.append(offset)
+        self.pending.append(offset)
 
     def done(self, offset: int) -> None:
         """Record that `offset` was handled; advance `committable` as far as contiguous."""
-        self._done.add(offset)
-        pending, done = self._pending, self._done
+        pending, done = self.pending, self._done
+        if not done and pending and pending[0] == offset:  # acked in order: the usual case
+            pending.popleft()
+            self.committable = offset + 1
+            return
+        done.add(offset)
         while pending and pending[0] in done:
             finished = pending.popleft()
             done.discard(finished)

@@ -31,6 +31,7 @@ from dispytch_rabbitmq.connection import RabbitMQConnectionError, connect
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
 _CONNECTION_LOST = (ConnectionError, ConnectionClosed, ChannelInvalidStateError)
+_REOPEN_POLL_INTERVAL = 0.05  # seconds between checks while aio-pika has not yet noticed a loss
 
 
 class RabbitMQPublishError(Exception):
@@ -180,7 +181,7 @@ class RabbitMQProducer(Producer):
             ) from lost
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         try:
-            await asyncio.wait_for(channel.ready(), remaining)
+            await asyncio.wait_for(_reopened(channel), remaining)
         except asyncio.TimeoutError:
             raise ProducerTimeout(
                 f"lost the connection to RabbitMQ while publishing to {exchange.name!r} and it "
@@ -204,6 +205,26 @@ class RabbitMQProducer(Producer):
 
     def _routing_key(self, topic: str) -> str:
         return topic if self._settings is None else self._settings.routing_key(topic)
+
+
+async def _reopened(channel: AbstractRobustChannel) -> None:
+    """Return once the robust channel is open again after it was lost.
+
+    `channel.ready()` alone does not do: right after the loss, until aio-pika's close
+    callbacks have run, it still reports the lost channel as ready and returns without
+    suspending. Since Python 3.12 `asyncio.wait_for` awaits such a coroutine inline (it
+    no longer wraps it in a task), so a publish retried at once fails at once again, and
+    the retry loop would spin without ever yielding to the event loop: the callbacks that
+    notice the loss never run, and everything else on the loop (other emits, listeners,
+    timeouts) stalls until the publish timeout. Hence the yield first, and a short pause
+    while the channel still counts as closed.
+    """
+    await asyncio.sleep(0)
+    while True:
+        await channel.ready()
+        if not channel.is_closed:
+            return
+        await asyncio.sleep(_REOPEN_POLL_INTERVAL)
 
 
 def _event_config(config: BaseModel | None) -> RabbitMQEventConfig:

@@ -78,7 +78,7 @@ class Scope:
     def _validated(self, body: TypeAdapter[Any] | None) -> Event[Any]:
         raw = self.envelope.body
         try:
-            value = raw if body is None else body.validate_python(raw)
+            value = raw if body is None else body.validator.validate_python(raw)
         except ValidationError as exc:
             raise InvalidEvent(f"event body does not validate: {exc}") from exc
         e = self.envelope

@@ -15,7 +15,7 @@ class JSONSerializer:
 
     def loads(self, payload: bytes) -> Envelope:
         try:
-            data = json.loads(payload)
+            data = json.loads(payload.decode())  # decoding first skips json's encoding sniffing
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"payload is not JSON: {exc}") from None
         return Envelope.from_dict(data)
