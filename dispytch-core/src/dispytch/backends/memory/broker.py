@@ -40,11 +40,8 @@ class Group:
     def wants(self, topic: str) -> bool:
         return any(p.match(topic) is not None for p in self.patterns)
 
-    def put(self, delivery: Delivery, *, front: bool = False) -> None:
-        if front:
-            self.ready.appendleft(delivery)
-        else:
-            self.ready.append(delivery)
+    def put(self, delivery: Delivery) -> None:
+        self.ready.append(delivery)
         self._wake()
 
     def put_back(self, deliveries: Iterable[Delivery]) -> None:
