@@ -71,12 +71,17 @@ class Call:
 
     has_teardown: bool = field(init=False)
     """True when this call or a dependency of it is a context manager or generator."""
+    is_direct: bool = field(init=False)
+    """True for an async function whose dependencies are all plain: its arguments are
+    resolved without awaiting anything."""
 
     def __post_init__(self) -> None:
         calls = [p for p in self.params.values() if isinstance(p, Call)]
         object.__setattr__(self, "is_plain", not calls and self.kind == "sync")
         teardown = self.kind.endswith("_cm") or any(c.has_teardown for c in calls)
         object.__setattr__(self, "has_teardown", teardown)
+        direct = self.kind == "async" and all(c.is_plain for c in calls)
+        object.__setattr__(self, "is_direct", direct)
         wants = any(
             isinstance(p, ContextParam) or (isinstance(p, Call) and p.wants_context)
             for p in self.params.values()

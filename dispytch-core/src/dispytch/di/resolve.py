@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -101,39 +100,70 @@ async def _with_teardown(plan: Call, scope: Scope) -> Any:
     return result
 
 
-async def call(plan: Call, scope: Scope) -> Any:
-    """Resolve `plan`'s parameters in `scope` and call it; teardowns are pushed to the scope."""
+def call(plan: Call, scope: Scope) -> Awaitable[Any]:
+    """Resolve `plan`'s parameters in `scope` and call it; teardowns are pushed to the scope.
+
+    An async function whose parameters need no awaiting (the common handler) is called
+    right away and its coroutine returned, without a coroutine of our own around it.
+    """
+    if plan.is_direct:
+        coroutine: Awaitable[Any] = plan.func(**_direct_kwargs(plan, scope))
+        return coroutine
+    return _call(plan, scope)
+
+
+async def _call(plan: Call, scope: Scope) -> Any:
     kwargs = {}
     for name, source in plan.params.items():
-        if type(source) is EventParam:
-            kwargs[name] = scope.event(source.body)
-        elif not isinstance(source, Call):
+        if type(source) is not Call:
             kwargs[name] = _PROVIDERS[type(source)](source, scope)
+        elif source.is_plain:
+            kwargs[name] = _plain(source, scope)
         elif source.use_cache and source.func in scope.results:
             kwargs[name] = scope.results[source.func]
         else:
-            if source.is_plain:  # the common case, called without a coroutine of its own
-                value = (
-                    source.func(**_plain_kwargs(source, scope)) if source.params else source.func()
-                )
-                if inspect.isawaitable(value):
-                    value = await value
-            else:
-                value = await call(source, scope)
+            value = await call(source, scope)
             if source.use_cache:
                 scope.results[source.func] = value
             kwargs[name] = value
     if plan.kind == "async":
         return await plan.func(**kwargs)
     if plan.kind == "sync":
-        result = plan.func(**kwargs)
-        return await result if inspect.isawaitable(result) else result
+        return plan.func(**kwargs)
     manager = as_context_manager(plan)(**kwargs)
     if scope.exit_stack is None:
         scope.exit_stack = AsyncExitStack()
     if plan.kind == "async_cm":
         return await scope.exit_stack.enter_async_context(manager)
     return scope.exit_stack.enter_context(manager)
+
+
+def _direct_kwargs(plan: Call, scope: Scope) -> dict[str, Any]:
+    """The arguments of a call whose dependencies are all plain sync functions."""
+    kwargs = {}
+    for name, source in plan.params.items():
+        if type(source) is EventParam:
+            kwargs[name] = scope.event(source.body)
+        elif type(source) is Call:
+            kwargs[name] = _plain(source, scope)
+        else:
+            kwargs[name] = _PROVIDERS[type(source)](source, scope)
+    return kwargs
+
+
+def _plain(plan: Call, scope: Scope) -> Any:
+    """The value of a plain sync dependency, called once per scope when cached.
+
+    Like FastAPI, what a sync dependency returns is injected as is.
+    """
+    if plan.use_cache:
+        results = scope.results
+        if plan.func in results:
+            return results[plan.func]
+    value = plan.func(**_plain_kwargs(plan, scope)) if plan.params else plan.func()
+    if plan.use_cache:
+        scope.results[plan.func] = value
+    return value
 
 
 def _plain_kwargs(plan: Call, scope: Scope) -> dict[str, Any]:

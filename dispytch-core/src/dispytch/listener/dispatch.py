@@ -78,20 +78,26 @@ class Dispatcher:
             assert isinstance(self.consumer, SupportsNack)
             await self.consumer.nack(msg, delay=self.redelivery_delay)
 
-    async def _outcome(self, msg: Message) -> Outcome:
+    def _outcome(self, msg: Message) -> Awaitable[Outcome]:
+        """The coroutine that handles `msg` and says how to settle it."""
         if self.max_deliveries is not None and msg.attempt > self.max_deliveries:
             error = RuntimeError(f"delivered {msg.attempt} times, more than {self.max_deliveries}")
-            return await self._dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
+            return self._dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
         try:
             envelope = self.serializer.loads(msg.payload)
         except DecodeError as exc:
-            return await self._dead_letter(msg, exc, "undecodable", None, 1)
+            return self._dead_letter(msg, exc, "undecodable", None, 1)
         matched = self._route(msg.topic, envelope.type)
         if not matched:
-            return await self._unmatched(msg, envelope)
+            return self._unmatched(msg, envelope)
         if len(matched) == 1:
             handler, segments = matched[0]
-            return await self._run(handler, msg, envelope, segments)
+            return self._run(handler, msg, envelope, segments)
+        return self._run_all(matched, msg, envelope)
+
+    async def _run_all(
+        self, matched: list[tuple[Handler, dict[str, str]]], msg: Message, envelope: Envelope
+    ) -> Outcome:
         outcomes = await asyncio.gather(*(self._run(h, msg, envelope, s) for h, s in matched))
         return max(outcomes)
 

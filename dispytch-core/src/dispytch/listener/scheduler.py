@@ -131,8 +131,14 @@ class Scheduler:
         # The lane stays registered while it drains, so later messages of its key queue behind.
         lane = self._lanes[key]
         try:
-            while lane:
-                await self._settle(lane.popleft())
+            while True:
+                while lane:
+                    await self._settle(lane.popleft())
+                # Let the puller run once before giving up the lane: it usually refills it,
+                # and carrying on costs less than starting a task for the next message.
+                await asyncio.sleep(0)
+                if not lane:
+                    return
         finally:
             self._lanes.pop(key, None)
 
