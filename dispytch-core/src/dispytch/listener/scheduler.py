@@ -113,11 +113,7 @@ class Scheduler:
         queue = self._queue
         try:
             while True:
-                while queue:
-                    msg = queue.popleft()
-                    if queue:  # more waiting: have another worker ready in case this one blocks
-                        self._call_worker()
-                    await self._settle(msg)
+                await self._settle_all(queue, call_workers=True)
                 if self._closing:
                     return
                 waiter = asyncio.get_running_loop().create_future()
@@ -132,8 +128,7 @@ class Scheduler:
         lane = self._lanes[key]
         try:
             while True:
-                while lane:
-                    await self._settle(lane.popleft())
+                await self._settle_all(lane, call_workers=False)
                 # Let the puller run once before giving up the lane: it usually refills it,
                 # and carrying on costs less than starting a task for the next message.
                 await asyncio.sleep(0)
@@ -142,18 +137,29 @@ class Scheduler:
         finally:
             self._lanes.pop(key, None)
 
-    async def _settle(self, msg: Message) -> None:
-        try:
-            await self._handle(msg)
-        except Exception:
-            logger.exception(
-                "settling a message from %s failed; the broker will redeliver it", msg.topic
-            )
-        finally:
-            self._free += 1
-            room = self._room
-            if room is not None and self._free >= self._wake_at and not room.done():
-                room.set_result(None)
+    async def _settle_all(self, queue: deque[Message], *, call_workers: bool) -> None:
+        """Handle `queue`'s messages until it is empty. With `call_workers`, another worker
+        is called while more wait, in case a handler blocks this one."""
+        handle = self._handle
+        while queue:
+            msg = queue.popleft()
+            if call_workers and queue:
+                self._call_worker()
+            try:
+                await handle(msg)
+            except Exception:
+                logger.exception(
+                    "settling a message from %s failed; the broker will redeliver it", msg.topic
+                )
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Free the slot of a settled message; wake the puller once a batch of slots is free."""
+        self._free += 1
+        room = self._room
+        if room is not None and self._free >= self._wake_at and not room.done():
+            room.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
