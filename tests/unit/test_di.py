@@ -189,6 +189,31 @@ async def test_a_dependency_is_resolved_once_per_event(wire: Wire) -> None:
     assert sorted(calls) == [1, 2], "shared within an event, fresh for the next one"
 
 
+async def test_a_plain_dependency_asked_for_twice_is_called_once(wire: Wire) -> None:
+    listener, probe, calls = EventListener(SyncAckConsumer(wire)), Probe(), []
+
+    def session() -> object:
+        calls.append(1)
+        return object()
+
+    def fresh() -> object:
+        return object()
+
+    @listener.handler(topic="invoices.{invoice_id}", event="paid")
+    async def handle(
+        first: Annotated[object, Dependency(session)],
+        second: Annotated[object, Dependency(session)],
+        other: Annotated[object, Dependency(fresh, use_cache=False)],
+        again: Annotated[object, Dependency(fresh, use_cache=False)],
+    ) -> None:
+        probe.add((first is second, other is again))
+
+    async with running(listener):
+        await emit_paid(wire, 1, 2)
+        assert await probe.wait_for(2, WAIT) == [(True, False), (True, False)]
+    assert calls == [1, 1], "once per event"
+
+
 async def test_use_cache_false_resolves_at_every_use(wire: Wire) -> None:
     listener, probe, calls = EventListener(SyncAckConsumer(wire)), Probe(), []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -25,6 +26,10 @@ class DependencyError(TypeError):
 
 
 CallKind = Literal["async", "sync", "async_cm", "sync_cm"]
+
+ARG_EVENT, ARG_CALL, ARG_CACHED_CALL, ARG_OTHER = range(4)
+"""How a direct call gets an argument: the `Event` for a body type, a plain function
+called as is, a plain dependency through the per-call cache, or another source."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Call:
     is_direct: bool = field(init=False)
     """True for an async function whose dependencies are all plain: its arguments are
     resolved without awaiting anything."""
+    direct_args: tuple[tuple[str, int, Any], ...] = field(init=False)
+    """For a direct call, `(name, ARG_*, what)` for each argument, worked out once."""
 
     def __post_init__(self) -> None:
         calls = [p for p in self.params.values() if isinstance(p, Call)]
@@ -82,11 +89,29 @@ class Call:
         object.__setattr__(self, "has_teardown", teardown)
         direct = self.kind == "async" and all(c.is_plain for c in calls)
         object.__setattr__(self, "is_direct", direct)
+        object.__setattr__(self, "direct_args", _direct_args(self.params) if direct else ())
         wants = any(
             isinstance(p, ContextParam) or (isinstance(p, Call) and p.wants_context)
             for p in self.params.values()
         )
         object.__setattr__(self, "wants_context", wants)
+
+
+def _direct_args(params: dict[str, Source]) -> tuple[tuple[str, int, Any], ...]:
+    """How a direct call gets each argument. A plain dependency without parameters that
+    only one argument asks for needs no cache: it is called as is."""
+    uses = Counter(p.func for p in params.values() if isinstance(p, Call) and p.use_cache)
+    args: list[tuple[str, int, Any]] = []
+    for name, source in params.items():
+        if isinstance(source, EventParam):
+            args.append((name, ARG_EVENT, source.body))
+        elif isinstance(source, Call) and not source.params and uses[source.func] < 2:
+            args.append((name, ARG_CALL, source.func))
+        elif isinstance(source, Call):
+            args.append((name, ARG_CACHED_CALL, source))
+        else:
+            args.append((name, ARG_OTHER, source))
+    return tuple(args)
 
 
 def plan_call(

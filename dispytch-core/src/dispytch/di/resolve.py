@@ -9,6 +9,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from dispytch.di.plan import (
+    ARG_CACHED_CALL,
+    ARG_CALL,
+    ARG_EVENT,
     Call,
     ContextParam,
     DefaultParam,
@@ -86,6 +89,9 @@ class Scope:
 
 def run(plan: Call, scope: Scope) -> Awaitable[Any]:
     """Call the handler `plan` in `scope`; teardowns run after it and see its exception."""
+    if plan.is_direct:  # the common handler, which has no teardown
+        coroutine: Awaitable[Any] = plan.func(**_direct_kwargs(plan, scope))
+        return coroutine
     return _with_teardown(plan, scope) if plan.has_teardown else call(plan, scope)
 
 
@@ -141,13 +147,15 @@ async def _call(plan: Call, scope: Scope) -> Any:
 def _direct_kwargs(plan: Call, scope: Scope) -> dict[str, Any]:
     """The arguments of a call whose dependencies are all plain sync functions."""
     kwargs = {}
-    for name, source in plan.params.items():
-        if type(source) is EventParam:
-            kwargs[name] = scope.event(source.body)
-        elif type(source) is Call:
-            kwargs[name] = _plain(source, scope)
+    for name, how, what in plan.direct_args:
+        if how == ARG_EVENT:
+            kwargs[name] = scope.event(what)
+        elif how == ARG_CALL:
+            kwargs[name] = what()
+        elif how == ARG_CACHED_CALL:
+            kwargs[name] = _plain(what, scope)
         else:
-            kwargs[name] = _PROVIDERS[type(source)](source, scope)
+            kwargs[name] = _PROVIDERS[type(what)](what, scope)
     return kwargs
 
 
