@@ -107,8 +107,26 @@ async def test_any_serializer_with_dumps_and_loads_plugs_in(wire: Wire) -> None:
     assert json.loads(zlib.decompress(wire.sent[0].payload))["type"] == "shipped"
 
 
+PARSED_AS_JSON_DOES = {
+    "whitespace": b' {"a": 1} ',
+    "unicode": b'{"a": "\\ud83d\\ude00 \\u00e9 \xc3\xa9", "b": null, "c": [true, false]}',
+    "numbers": b'{"a": -0.0, "b": 1.5e-10, "c": 12345678901234567890123, "d": 1e400, "e": NaN}',
+    "lone surrogate": b'{"a": "\\ud800"}',
+    "300 levels deep": b"[" * 300 + b"]" * 300,
+}
+
+
+@pytest.mark.parametrize("document", PARSED_AS_JSON_DOES.values(), ids=PARSED_AS_JSON_DOES.keys())
+def test_json_payloads_parse_as_the_standard_library_parses_them(document: bytes) -> None:
+    payload = b'{"id": "x", "type": "t", "body": ' + document + b', "timestamp": 1}'
+    body = JSONSerializer().loads(payload).body
+    assert json.dumps(body) == json.dumps(json.loads(document))
+
+
 UNDECODABLE = {
     "not json": b"\xff\xfe not even utf-8",
+    "trailing garbage": b'{"id": "x", "type": "shipped", "body": {}, "timestamp": 1} x',
+    "utf-8 byte order mark": b'\xef\xbb\xbf{"id": "x", "type": "s", "body": {}, "timestamp": 1}',
     "not an object": b"[1, 2, 3]",
     "missing fields": b'{"id": "x", "type": "shipped"}',
     "timestamp not an integer": b'{"id": "x", "type": "shipped", "body": {}, "timestamp": "now"}',
