@@ -71,13 +71,12 @@ def format_template(template: str, event: BaseModel, *, owner: str) -> str:
     """Format `template` from `event`'s fields, with an error naming what is missing."""
     if "{" not in template:
         return template
-    fields = {name: getattr(event, name) for name in type(event).model_fields}
     try:
-        return template.format_map(fields)
+        return template.format_map(vars(event))  # a model keeps its field values in __dict__
     except (KeyError, AttributeError, IndexError) as exc:
         raise EventTopicError(
             f"{owner} {template!r} refers to {exc}, which {type(event).__name__} does not have; "
-            f"its fields are {sorted(fields)}"
+            f"its fields are {sorted(type(event).model_fields)}"
         ) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from typing import Any
 
@@ -23,7 +24,33 @@ class KafkaPublishError(Exception):
     """Kafka refused a message; `__cause__` holds aiokafka's error."""
 
 
-_Queued = tuple[OutgoingMessage, KafkaEventConfig, "asyncio.Future[asyncio.Future[Any]]"]
+class _Confirmation(asyncio.Future[None]):
+    """What `enqueue` returns: done once Kafka confirmed (or refused) one message."""
+
+    __slots__ = ("topic",)
+
+    def __init__(self, topic: str, loop: asyncio.AbstractEventLoop | None) -> None:
+        asyncio.Future.__init__(self, loop=loop)
+        self.topic = topic
+
+    def settle(self, delivery: asyncio.Future[Any]) -> None:
+        """Done-callback of aiokafka's delivery future: pass its outcome on."""
+        if delivery.cancelled():
+            self.cancel()
+            return
+        error = delivery.exception()  # retrieved even when no one waits any more
+        if error is not None:
+            self.fail(error)
+        elif not self.done():  # done: the emit was cancelled
+            self.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail with `error`, in Dispytch's terms when it is aiokafka's."""
+        if not self.done():
+            self.set_exception(_publish_error(error, self.topic))
+
+
+_Queued = tuple[OutgoingMessage, KafkaEventConfig, _Confirmation]
 
 
 class KafkaProducer(Producer):
@@ -34,8 +61,9 @@ class KafkaProducer(Producer):
     send if it is not running yet, and stopped by `stop()` only when this producer
     started it.
 
-    Concurrent emits share aiokafka's batches: each is queued, one task appends the
-    queue to aiokafka's batches in order, and each emit waits for its own confirmation.
+    Concurrent emits share aiokafka's batches: `enqueue` queues a message and returns a
+    future, one task appends the queue to aiokafka's batches in order, and each future
+    is settled by its own confirmation. `publish` is `enqueue` and a wait.
     """
 
     def __init__(
@@ -52,6 +80,7 @@ class KafkaProducer(Producer):
         self._queue: deque[_Queued] = deque()
         self._queued = asyncio.Event()
         self._appender: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaProducer:
@@ -80,6 +109,7 @@ class KafkaProducer(Producer):
                     raise
                 self._owns_client = True
             self._client = client
+            self._loop = asyncio.get_running_loop()
             self._appender = asyncio.create_task(self._append(client))
             self._started = True
 
@@ -106,44 +136,44 @@ class KafkaProducer(Producer):
         """Publish `message` (headers included) and wait until Kafka confirms it."""
         if not self._started:
             await self.start()
-        config = _event_config(message.config)
-        if config.partition is not None:
-            await self._check_partition(message.topic, config.partition)
-        appended: asyncio.Future[asyncio.Future[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((message, config, appended))
+        await self.enqueue(message)
+
+    def enqueue(self, message: OutgoingMessage) -> asyncio.Future[None]:
+        """Queue `message` behind those queued before it, without waiting.
+
+        The future returned is done once Kafka confirmed the message, or fails with
+        `ProducerTimeout` or `KafkaPublishError`. Raises at once: `TypeError` for a
+        config of another backend, `RuntimeError` when the producer is not started.
+        """
+        if not self._started:
+            raise RuntimeError(
+                "KafkaProducer is not started: await producer.start() first "
+                "(an EventEmitter starts its producer itself)"
+            )
+        confirmation = _Confirmation(message.topic, self._loop)
+        self._queue.append((message, _event_config(message.config), confirmation))
         self._queued.set()
-        try:
-            await (await appended)
-        except UnknownTopicOrPartitionError as exc:
-            raise KafkaPublishError(
-                f"topic {message.topic!r} is unknown to the broker: it does not exist and was not "
-                f"created automatically, or no broker answered within request_timeout_ms"
-            ) from exc
-        except KafkaError as exc:
-            # aiokafka retries retriable errors until request_timeout_ms runs out.
-            if isinstance(exc, KafkaTimeoutError) or exc.retriable:
-                raise ProducerTimeout(
-                    f"Kafka did not confirm a message to topic {message.topic!r} within "
-                    f"request_timeout_ms; last error: {exc!r}"
-                ) from exc
-            raise KafkaPublishError(
-                f"Kafka refused a message to topic {message.topic!r}: {exc!r}"
-            ) from exc
+        return confirmation
 
     async def _append(self, client: AIOKafkaProducer) -> None:
         """Hand queued messages to aiokafka one at a time, as a plain loop of `send()`s
         does: many emits waiting in `send()` at once are all woken whenever a full
         batch drains, which makes a burst of emits quadratic."""
         queue = self._queue
+        # Confirmations are settled in this one context instead of a copy of the current
+        # context per message (`settle` reads no context variables): less garbage.
+        context = contextvars.Context()
         while self._started or queue:
             await self._queued.wait()
             self._queued.clear()
             while queue:
-                message, config, appended = queue.popleft()
-                if appended.done():  # the emit was cancelled
+                message, config, confirmation = queue.popleft()
+                if confirmation.done():  # the emit was cancelled
                     continue
                 headers = message.headers or config.headers
                 try:
+                    if config.partition is not None:
+                        await self._check_partition(message.topic, config.partition)
                     delivery = await client.send(
                         message.topic,
                         message.payload,
@@ -153,11 +183,9 @@ class KafkaProducer(Producer):
                         headers=config.header_pairs(message.headers) if headers else None,
                     )
                 except Exception as exc:
-                    if not appended.done():
-                        appended.set_exception(exc)
+                    confirmation.fail(exc)
                 else:
-                    if not appended.done():
-                        appended.set_result(delivery)
+                    delivery.add_done_callback(confirmation.settle, context=context)
 
     async def _check_partition(self, topic: str, partition: int) -> None:
         assert self._client is not None
@@ -170,6 +198,28 @@ class KafkaProducer(Producer):
 
 
 _DEFAULT_CONFIG = KafkaEventConfig()
+
+
+def _publish_error(error: BaseException, topic: str) -> BaseException:
+    """aiokafka's `error` as Dispytch raises it: `ProducerTimeout` or `KafkaPublishError`."""
+    if not isinstance(error, KafkaError):
+        return error
+    mapped: Exception
+    if isinstance(error, UnknownTopicOrPartitionError):
+        mapped = KafkaPublishError(
+            f"topic {topic!r} is unknown to the broker: it does not exist and was not "
+            f"created automatically, or no broker answered within request_timeout_ms"
+        )
+    elif isinstance(error, KafkaTimeoutError) or error.retriable:
+        # aiokafka retries retriable errors until request_timeout_ms runs out.
+        mapped = ProducerTimeout(
+            f"Kafka did not confirm a message to topic {topic!r} within "
+            f"request_timeout_ms; last error: {error!r}"
+        )
+    else:
+        mapped = KafkaPublishError(f"Kafka refused a message to topic {topic!r}: {error!r}")
+    mapped.__cause__ = error  # as `raise mapped from error`
+    return mapped
 
 
 def _event_config(config: BaseModel | None) -> KafkaEventConfig:

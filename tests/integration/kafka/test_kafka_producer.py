@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from kafka_helpers import Numbered, fresh
 from pydantic import BaseModel
 
 from brokers import KafkaServer
-from dispytch import EventEmitter, OutgoingMessage, ProducerTimeout
+from dispytch import EventBase, EventEmitter, OutgoingMessage, ProducerTimeout
 from dispytch_kafka import KafkaEventConfig, KafkaProducer, KafkaPublishError, KafkaSettings
 
 pytestmark = pytest.mark.kafka
@@ -37,6 +39,12 @@ async def read(bootstrap: str, topic: str, count: int, timeout: float = 20.0) ->
     finally:
         await client.stop()
     return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def seq_of(record: Any) -> int:
+    """The `seq` of the `Numbered` event a record carries."""
+    seq: int = json.loads(record.value)["body"]["seq"]
+    return seq
 
 
 async def test_records_carry_key_partition_headers_and_timestamp(kafka_server: KafkaServer) -> None:
@@ -140,6 +148,106 @@ async def test_broker_and_config_errors_are_clear(kafka_server: KafkaServer) -> 
 
         with pytest.raises(TypeError, match=r"takes a KafkaEventConfig.*got Other"):
             await producer.send(topic, b"x", Other())
+
+
+async def test_emit_many_delivers_a_burst_complete_and_in_order(kafka_server: KafkaServer) -> None:
+    topic, one_key = fresh("many"), KafkaEventConfig(partition_key="one partition")
+    events = [Numbered(route=topic, seq=seq, __backend_config__=one_key) for seq in range(500)]
+
+    async with EventEmitter.from_url(kafka_server.url) as emitter:
+        await emitter.emit_many(events)
+
+    records = await read(kafka_server.bootstrap, topic, 500)
+    assert len({r.partition for r in records}) == 1
+    assert [seq_of(r) for r in records] == list(range(500)), "in emit order within the partition"
+
+
+async def test_an_emitter_restarts_a_producer_a_listener_stopped(kafka_server: KafkaServer) -> None:
+    topic = fresh("restarted")
+    producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=kafka_server.bootstrap))
+    async with EventEmitter(producer) as emitter:
+        await producer.stop()  # a listener sharing the producer stops it when it stops
+        await emitter.emit(Numbered(route=topic, seq=1))
+        await emitter.emit_many([Numbered(route=topic, seq=2)])
+
+    assert sorted(map(seq_of, await read(kafka_server.bootstrap, topic, 2))) == [1, 2]
+
+
+async def test_enqueue_before_start_says_to_start_the_producer(kafka_server: KafkaServer) -> None:
+    producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=kafka_server.bootstrap))
+    message = OutgoingMessage(fresh("unstarted"), b"x")
+
+    with pytest.raises(RuntimeError, match=r"not started: await producer\.start\(\)"):
+        producer.enqueue(message)
+    await producer.start()
+    try:
+        await producer.enqueue(message)
+    finally:
+        await producer.stop()
+    with pytest.raises(RuntimeError, match="not started"):
+        producer.enqueue(message)
+
+
+async def test_a_message_cancelled_before_it_was_appended_is_not_sent(
+    kafka_server: KafkaServer,
+) -> None:
+    topic, one_key = fresh("cancelled"), KafkaEventConfig(partition_key="k")
+    producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=kafka_server.bootstrap))
+    await producer.start()
+    try:
+        first, second, third = (
+            producer.enqueue(OutgoingMessage(topic, value, one_key))
+            for value in (b"one", b"two", b"three")
+        )
+        second.cancel()
+        await asyncio.gather(first, third)
+    finally:
+        await producer.stop()
+
+    assert [r.value for r in await read(kafka_server.bootstrap, topic, 2)] == [b"one", b"three"]
+
+
+async def test_emit_many_raises_the_first_error_once_every_event_settled(
+    kafka_server: KafkaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = fresh("many-errors")
+    events = [
+        Numbered(route=topic, seq=1),
+        Numbered(route=topic, seq=2, __backend_config__=KafkaEventConfig(partition=9)),
+        Numbered(route=topic, seq=3),
+        Numbered(route=topic, seq=4, __backend_config__=KafkaEventConfig(partition=8)),
+        Numbered(route=topic, seq=5),
+    ]
+    async with EventEmitter.from_url(kafka_server.url) as emitter:
+        await emitter.emit(Numbered(route=topic, seq=0))  # creates the topic
+        with (
+            caplog.at_level(logging.ERROR, logger="dispytch.emitter"),
+            pytest.raises(KafkaPublishError, match="has no partition 9"),
+        ):
+            await emitter.emit_many(events)
+
+    records = await read(kafka_server.bootstrap, topic, 4)
+    assert sorted(map(seq_of, records)) == [0, 1, 3, 5], "the others were delivered"
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged.getMessage() == f"emit of numbered to {topic} failed"
+    assert "has no partition 8" in str(logged.exc_info[1])  # type: ignore[index]
+
+
+async def test_emit_many_gives_timeouts_to_the_on_timeout_callback() -> None:
+    with KafkaServer() as broker:
+        emitter = EventEmitter.from_backend(
+            "kafka", bootstrap_servers=broker.bootstrap, request_timeout_ms=1000
+        )
+        timed_out: list[EventBase] = []
+        emitter.on_timeout(timed_out.append)
+        topic = fresh("many-timeout")
+        async with emitter:
+            await emitter.emit(Numbered(route=topic, seq=0))
+            broker.kill()
+            events = [Numbered(route=topic, seq=seq) for seq in (1, 2, 3)]
+            await emitter.emit_many(events)
+
+    assert timed_out == events
 
 
 async def test_a_missing_template_field_is_named() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from dispytch.emitter.producer import (
     OutgoingMessage,
     Producer,
     ProducerTimeout,
+    SupportsEnqueue,
     SupportsPublish,
     publisher,
 )
@@ -35,9 +37,10 @@ C = TypeVar("C", bound=TimeoutCallback)
 class EventEmitter:
     """Emits `EventBase` instances through a `Producer`.
 
-    Emits run concurrently (a batching producer batches them). A `ProducerTimeout`
-    goes to the `on_timeout` callback, or is raised when `raise_on_timeout=True`
-    or no callback is set. `middleware` runs around every send and may add headers.
+    Emits run concurrently (a batching producer batches them); `emit_many` hands a
+    whole burst over at once. A `ProducerTimeout` goes to the `on_timeout` callback,
+    or is raised when `raise_on_timeout=True` or no callback is set. `middleware`
+    runs around every send and may add headers.
     """
 
     def __init__(
@@ -57,7 +60,8 @@ class EventEmitter:
             Chain.build(list(middleware), self._past_middleware).run if middleware else None
         )
         self._publish = publisher(producer)
-        self._carries_headers = isinstance(producer, SupportsPublish)
+        self._enqueue = producer.enqueue if isinstance(producer, SupportsEnqueue) else None
+        self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
         self._warned_headers = False
 
     @classmethod
@@ -93,25 +97,95 @@ class EventEmitter:
 
     async def emit(self, event: EventBase) -> None:
         """Serialize `event` and send it to the topic formatted from its fields."""
+        message = self._message(event)
+        try:
+            await self._hand_over(event, message)
+        except ProducerTimeout:
+            if not await self._timeout_handled(event, message.topic):
+                raise
+
+    async def emit_many(self, events: Iterable[EventBase]) -> None:
+        """Emit `events`, handed to the producer in iteration order, and wait for them all.
+
+        Every event is serialized before the first is sent. A producer that can `enqueue`
+        (without emitter middleware) gets the whole burst at once, with no task per event;
+        otherwise the events are emitted concurrently, as `gather` over `emit` would.
+        Each event is settled as `emit` settles it: a `ProducerTimeout` goes to the
+        `on_timeout` callback. Once all have settled, the first failure is raised and any
+        others are logged.
+        """
+        events = list(events)
+        if self._enqueue is not None:
+            await self.start()  # so that every event takes the fast path, in order
+        outcomes = await asyncio.gather(*self._hand_over_all(events), return_exceptions=True)
+        failures: list[tuple[EventBase, BaseException]] = []
+        for event, outcome in zip(events, outcomes, strict=True):
+            if not isinstance(outcome, BaseException):
+                continue
+            if isinstance(outcome, ProducerTimeout):
+                try:
+                    if await self._timeout_handled(event, event.topic()):
+                        continue
+                except Exception as exc:  # the callback failed
+                    outcome = exc
+            failures.append((event, outcome))
+        if failures:
+            for event, error in failures[1:]:
+                logger.error(
+                    "emit of %s to %s failed", event.event_type(), event.topic(), exc_info=error
+                )
+            raise failures[0][1]
+
+    def _message(self, event: EventBase) -> OutgoingMessage:
+        """`event` in its envelope, serialized, with its topic and backend config."""
         envelope = Envelope(
             str(uuid.uuid4()),
             event.event_type(),
             event.model_dump(mode="json", by_alias=True),
             int(time.time() * 1000),
         )
-        message = OutgoingMessage(event.topic(), self.serializer.dumps(envelope), _config(event))
+        return OutgoingMessage(event.topic(), self.serializer.dumps(envelope), _config(event))
+
+    def _hand_over_all(self, events: list[EventBase]) -> list[Awaitable[Any]]:
+        """Serialize all `events`, then hand them over in order; what to await for each."""
+        messages = [self._message(event) for event in events]
+        handed: list[Awaitable[Any]] = []
+        for event, message in zip(events, messages, strict=True):
+            try:
+                handed.append(self._hand_over(event, message))
+            except Exception as exc:  # e.g. a config the backend refuses, raised by enqueue
+                handed.append(_failed(exc))
+        return handed
+
+    def _hand_over(self, event: EventBase, message: OutgoingMessage) -> Awaitable[Any]:
+        """Pass `message` through middleware (if any) to the producer; what to await."""
+        if self._chain is not None:
+            return self._chain(EmitContext(event, message))
+        return self._produce(message)
+
+    def _produce(self, message: OutgoingMessage) -> Awaitable[None]:
+        """Give `message` to the producer: enqueued when it can be, else published."""
+        if self._enqueue is None:
+            return self._publish(message)
         try:
-            if self._chain is None:
-                await self._deliver(message)
-            else:
-                await self._chain(EmitContext(event, message))
-        except ProducerTimeout:
-            if self.raise_on_timeout or self._timeout_callback is None:
-                raise
-            logger.warning("emit of %s to %s timed out", event.event_type(), message.topic)
-            result = self._timeout_callback(event)
-            if inspect.isawaitable(result):
-                await result
+            return self._enqueue(message)
+        except RuntimeError:  # not started yet, or stopped by someone else (a listener)
+            return self._start_and_enqueue(message)
+
+    async def _start_and_enqueue(self, message: OutgoingMessage) -> None:
+        assert self._enqueue is not None
+        await self.start()
+        await self._enqueue(message)
+
+    async def _timeout_handled(self, event: EventBase, topic: str) -> bool:
+        """Give a timed-out emit to the `on_timeout` callback; False if it is to be raised."""
+        if self.raise_on_timeout or self._timeout_callback is None:
+            return False
+        logger.warning("emit of %s to %s timed out", event.event_type(), topic)
+        result = self._timeout_callback(event)
+        if inspect.isawaitable(result):
+            await result
+        return True
 
     def _past_middleware(self, ctx: EmitContext) -> Awaitable[None]:
         return self._deliver(ctx.message)
@@ -124,7 +198,7 @@ class EventEmitter:
                 "%s cannot carry headers; headers set by emitter middleware are dropped",
                 type(self.producer).__name__,
             )
-        await self._publish(message)
+        await self._produce(message)
 
     async def start(self) -> None:
         await start_if_possible(self.producer)
@@ -138,6 +212,13 @@ class EventEmitter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _failed(exc: Exception) -> asyncio.Future[None]:
+    """A future that failed with `exc` already."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
 
 
 def _config(event: EventBase) -> BaseModel | None:

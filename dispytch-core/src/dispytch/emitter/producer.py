@@ -43,6 +43,20 @@ class SupportsPublish(Protocol):
     async def publish(self, message: OutgoingMessage) -> None: ...
 
 
+@runtime_checkable
+class SupportsEnqueue(Protocol):
+    """A producer that queues a whole message without waiting for the broker.
+
+    `enqueue` is a plain method: it queues `message` for publishing, in call order, and
+    returns an awaitable (an asyncio Future) that completes once the broker confirmed
+    the message, or fails with `ProducerTimeout` or the backend's own error. On a
+    producer not started it raises `RuntimeError`; the emitter then calls `start()`,
+    which must be idempotent, and enqueues again.
+    """
+
+    def enqueue(self, message: OutgoingMessage) -> Awaitable[None]: ...
+
+
 def publisher(producer: Producer) -> Callable[[OutgoingMessage], Awaitable[None]]:
     """How `producer` takes a whole message: its `publish`, or its `send` (without headers)."""
     if isinstance(producer, SupportsPublish):
