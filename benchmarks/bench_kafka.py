@@ -27,7 +27,7 @@ process takes ~50 ms, and without it whichever implementation happens to make on
 for the garbage of the scenarios before it.
 
 The "dispytch-kafka seam only" rows do the same work through the backend's `KafkaProducer`
-(`enqueue()` each encoded event, then `gather` the confirmations) and `KafkaConsumer` (a
+(`enqueue()` each encoded event, then await the deliveries in order) and `KafkaConsumer` (a
 plain loop over `listen()` that acks each message) without the rest of Dispytch: they show
 what the backend itself costs.
 """
@@ -147,9 +147,9 @@ async def _emit_seam(bootstrap: str, n: int, topic: str) -> float:
     await producer.start()
     try:
         start = time.perf_counter()
-        await asyncio.gather(
-            *[producer.enqueue(OutgoingMessage(topic, encoded(i))) for i in range(n)]
-        )
+        deliveries = [producer.enqueue(OutgoingMessage(topic, encoded(i))) for i in range(n)]
+        for delivery in deliveries:
+            await delivery
         return time.perf_counter() - start
     finally:
         await producer.stop()

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from dispytch import (
 )
 from dispytch.backends import BackendSettingsError
 from dispytch.emitter.producer import SupportsEnqueue
+from dispytch.serialization.envelope import new_event_id
 
 
 class Sent(EventBase):
@@ -341,3 +343,12 @@ async def test_emit_many_of_nothing_returns(wire: Wire) -> None:
     await EventEmitter(EnqueueingProducer(wire)).emit_many([])
 
     assert wire.sent == []
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    ids = [new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text, "written as str(uuid.uuid4()) writes it"

@@ -11,13 +11,13 @@ import base64
 import binascii
 import time
 import traceback
-import uuid
 from typing import Literal
 
 from pydantic import BaseModel
 
 from dispytch.listener.consumer import Message
 from dispytch.serialization import Envelope
+from dispytch.serialization.envelope import new_event_id
 
 DEAD_LETTER_EVENT = "dispytch.dead_letter"
 
@@ -92,5 +92,5 @@ class DeadLetter(BaseModel):
 
     def envelope(self) -> Envelope:
         return Envelope(
-            str(uuid.uuid4()), DEAD_LETTER_EVENT, self.model_dump(mode="json"), self.failed_at
+            new_event_id(), DEAD_LETTER_EVENT, self.model_dump(mode="json"), self.failed_at
         )

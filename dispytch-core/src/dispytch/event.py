@@ -60,24 +60,19 @@ class EventBase(BaseModel):
 
     def topic(self) -> str:
         """`__topic__` formatted from this event's fields."""
-        cls = type(self)
-        template = getattr(cls, "__topic__", None)
+        template: str | None = getattr(type(self), "__topic__", None)
         if not template:
-            raise EventTopicError(f"{cls.__name__} has no __topic__; set it on the class")
-        return format_template(template, self, owner=f"{cls.__name__}.__topic__")
-
-
-def format_template(template: str, event: BaseModel, *, owner: str) -> str:
-    """Format `template` from `event`'s fields, with an error naming what is missing."""
-    if "{" not in template:
-        return template
-    try:
-        return template.format_map(vars(event))  # a model keeps its field values in __dict__
-    except (KeyError, AttributeError, IndexError) as exc:
-        raise EventTopicError(
-            f"{owner} {template!r} refers to {exc}, which {type(event).__name__} does not have; "
-            f"its fields are {sorted(type(event).model_fields)}"
-        ) from None
+            raise EventTopicError(f"{type(self).__name__} has no __topic__; set it on the class")
+        if "{" not in template:
+            return template
+        try:
+            return template.format_map(vars(self))  # a model keeps its field values in __dict__
+        except (KeyError, AttributeError, IndexError) as exc:
+            name = type(self).__name__
+            raise EventTopicError(
+                f"{name}.__topic__ {template!r} refers to {exc}, which {name} does not have; "
+                f"its fields are {sorted(type(self).model_fields)}"
+            ) from None
 
 
 @dataclass(slots=True)

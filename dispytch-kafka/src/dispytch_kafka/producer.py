@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import deque
+from collections.abc import Awaitable, Generator
 from typing import Any
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
@@ -24,33 +24,32 @@ class KafkaPublishError(Exception):
     """Kafka refused a message; `__cause__` holds aiokafka's error."""
 
 
-class _Confirmation(asyncio.Future[None]):
-    """What `enqueue` returns: done once Kafka confirmed (or refused) one message."""
+class _Delivery:
+    """What `enqueue` returns: awaiting it waits for the message's turn in the queue,
+    then for Kafka's confirmation, and raises aiokafka's errors in Dispytch's terms.
 
-    __slots__ = ("topic",)
+    It adds no callback per message: a caller awaiting many in order is woken about once
+    per batch Kafka confirms.
+    """
 
-    def __init__(self, topic: str, loop: asyncio.AbstractEventLoop | None) -> None:
-        asyncio.Future.__init__(self, loop=loop)
-        self.topic = topic
+    __slots__ = ("appended", "config", "message")
 
-    def settle(self, delivery: asyncio.Future[Any]) -> None:
-        """Done-callback of aiokafka's delivery future: pass its outcome on."""
-        if delivery.cancelled():
-            self.cancel()
-            return
-        error = delivery.exception()  # retrieved even when no one waits any more
-        if error is not None:
-            self.fail(error)
-        elif not self.done():  # done: the emit was cancelled
-            self.set_result(None)
+    def __init__(
+        self,
+        message: OutgoingMessage,
+        config: KafkaEventConfig,
+        appended: asyncio.Future[asyncio.Future[Any]],
+    ) -> None:
+        self.message, self.config, self.appended = message, config, appended
 
-    def fail(self, error: BaseException) -> None:
-        """Fail with `error`, in Dispytch's terms when it is aiokafka's."""
-        if not self.done():
-            self.set_exception(_publish_error(error, self.topic))
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._confirmed().__await__()
 
-
-_Queued = tuple[OutgoingMessage, KafkaEventConfig, _Confirmation]
+    async def _confirmed(self) -> None:
+        try:
+            await (await self.appended)
+        except KafkaError as exc:
+            raise _publish_error(exc, self.message.topic) from exc
 
 
 class KafkaProducer(Producer):
@@ -77,10 +76,9 @@ class KafkaProducer(Producer):
         self._started = False
         self._owns_client = False
         self._lifecycle = asyncio.Lock()
-        self._queue: deque[_Queued] = deque()
+        self._queue: deque[_Delivery] = deque()
         self._queued = asyncio.Event()
         self._appender: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaProducer:
@@ -109,7 +107,6 @@ class KafkaProducer(Producer):
                     raise
                 self._owns_client = True
             self._client = client
-            self._loop = asyncio.get_running_loop()
             self._appender = asyncio.create_task(self._append(client))
             self._started = True
 
@@ -138,10 +135,10 @@ class KafkaProducer(Producer):
             await self.start()
         await self.enqueue(message)
 
-    def enqueue(self, message: OutgoingMessage) -> asyncio.Future[None]:
+    def enqueue(self, message: OutgoingMessage) -> Awaitable[None]:
         """Queue `message` behind those queued before it, without waiting.
 
-        The future returned is done once Kafka confirmed the message, or fails with
+        Awaiting what is returned waits until Kafka confirmed the message, and raises
         `ProducerTimeout` or `KafkaPublishError`. Raises at once: `TypeError` for a
         config of another backend, `RuntimeError` when the producer is not started.
         """
@@ -150,26 +147,25 @@ class KafkaProducer(Producer):
                 "KafkaProducer is not started: await producer.start() first "
                 "(an EventEmitter starts its producer itself)"
             )
-        confirmation = _Confirmation(message.topic, self._loop)
-        self._queue.append((message, _event_config(message.config), confirmation))
+        appended: asyncio.Future[asyncio.Future[Any]] = asyncio.get_running_loop().create_future()
+        delivery = _Delivery(message, _event_config(message.config), appended)
+        self._queue.append(delivery)
         self._queued.set()
-        return confirmation
+        return delivery
 
     async def _append(self, client: AIOKafkaProducer) -> None:
         """Hand queued messages to aiokafka one at a time, as a plain loop of `send()`s
         does: many emits waiting in `send()` at once are all woken whenever a full
         batch drains, which makes a burst of emits quadratic."""
         queue = self._queue
-        # Confirmations are settled in this one context instead of a copy of the current
-        # context per message (`settle` reads no context variables): less garbage.
-        context = contextvars.Context()
         while self._started or queue:
             await self._queued.wait()
             self._queued.clear()
             while queue:
-                message, config, confirmation = queue.popleft()
-                if confirmation.done():  # the emit was cancelled
+                queued = queue.popleft()
+                if queued.appended.done():  # the emit was cancelled
                     continue
+                message, config = queued.message, queued.config
                 headers = message.headers or config.headers
                 try:
                     if config.partition is not None:
@@ -183,9 +179,11 @@ class KafkaProducer(Producer):
                         headers=config.header_pairs(message.headers) if headers else None,
                     )
                 except Exception as exc:
-                    confirmation.fail(exc)
+                    if not queued.appended.done():
+                        queued.appended.set_exception(exc)
                 else:
-                    delivery.add_done_callback(confirmation.settle, context=context)
+                    if not queued.appended.done():
+                        queued.appended.set_result(delivery)
 
     async def _check_partition(self, topic: str, partition: int) -> None:
         assert self._client is not None

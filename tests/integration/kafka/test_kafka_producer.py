@@ -195,10 +195,12 @@ async def test_a_message_cancelled_before_it_was_appended_is_not_sent(
     producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=kafka_server.bootstrap))
     await producer.start()
     try:
-        first, second, third = (
-            producer.enqueue(OutgoingMessage(topic, value, one_key))
-            for value in (b"one", b"two", b"three")
-        )
+
+        async def emit(value: bytes) -> None:
+            await producer.enqueue(OutgoingMessage(topic, value, one_key))
+
+        first, second, third = (asyncio.create_task(emit(v)) for v in (b"one", b"two", b"three"))
+        await asyncio.sleep(0)  # all three are queued; the appender has not run yet
         second.cancel()
         await asyncio.gather(first, third)
     finally:

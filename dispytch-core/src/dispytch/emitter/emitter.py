@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from dispytch.event import EventBase
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.middleware import Chain, EmitContext, Middleware
 from dispytch.serialization import Envelope, JSONSerializer, Serializer
+from dispytch.serialization.envelope import new_event_id
 
 logger = logging.getLogger("dispytch.emitter")
 
@@ -112,12 +112,17 @@ class EventEmitter:
         otherwise the events are emitted concurrently, as `gather` over `emit` would.
         Each event is settled as `emit` settles it: a `ProducerTimeout` goes to the
         `on_timeout` callback. Once all have settled, the first failure is raised and any
-        others are logged.
+        others are logged. If the call is cancelled, events already handed to the
+        producer may still be delivered.
         """
         events = list(events)
         if self._enqueue is not None:
             await self.start()  # so that every event takes the fast path, in order
-        outcomes = await asyncio.gather(*self._hand_over_all(events), return_exceptions=True)
+        handed = self._hand_over_all(events)
+        if self._chain is None and self._enqueue is not None:
+            outcomes = await _in_order(handed)
+        else:
+            outcomes = await asyncio.gather(*handed, return_exceptions=True)
         failures: list[tuple[EventBase, BaseException]] = []
         for event, outcome in zip(events, outcomes, strict=True):
             if not isinstance(outcome, BaseException):
@@ -139,7 +144,7 @@ class EventEmitter:
     def _message(self, event: EventBase) -> OutgoingMessage:
         """`event` in its envelope, serialized, with its topic and backend config."""
         envelope = Envelope(
-            str(uuid.uuid4()),
+            new_event_id(),
             event.event_type(),
             event.model_dump(mode="json", by_alias=True),
             int(time.time() * 1000),
@@ -212,6 +217,21 @@ class EventEmitter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def _in_order(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """Await each of `awaitables` in turn: its result, or what it raised.
+
+    A producer confirms enqueued messages in order, a batch at a time, so this task is
+    woken about once per batch, with no callback or task per message as `gather` has.
+    """
+    outcomes: list[Any] = []
+    for awaitable in awaitables:
+        try:
+            outcomes.append(await awaitable)
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _failed(exc: Exception) -> asyncio.Future[None]:

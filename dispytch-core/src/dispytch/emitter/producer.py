@@ -48,8 +48,8 @@ class SupportsEnqueue(Protocol):
     """A producer that queues a whole message without waiting for the broker.
 
     `enqueue` is a plain method: it queues `message` for publishing, in call order, and
-    returns an awaitable (an asyncio Future) that completes once the broker confirmed
-    the message, or fails with `ProducerTimeout` or the backend's own error. On a
+    returns an awaitable that completes once the broker confirmed the message, or
+    raises `ProducerTimeout` or the backend's own error. On a
     producer not started it raises `RuntimeError`; the emitter then calls `start()`,
     which must be idempotent, and enqueues again.
     """
