@@ -59,6 +59,7 @@ from harness import (
     Payload,
     Row,
     bench_events,
+    best_of,
     counter_dependency,
     encoded,
     envelope,
@@ -75,17 +76,19 @@ async def run(n: int) -> list[Row]:
     await asyncio.to_thread(server.start)
     try:
         bootstrap = server.bootstrap
-        return [
-            await _emit(bootstrap, n, "raw aiokafka", _emit_raw),
-            await _emit(bootstrap, n, "dispytch", _emit_dispytch),
-            await _emit(bootstrap, n, "dispytch emit_many", _emit_many),
-            await _emit(bootstrap, n, "dispytch-kafka seam only (enqueue)", _emit_seam),
-            await _emit(bootstrap, n, "faststream 0.7", _emit_faststream),
-            await _consume(bootstrap, n, "raw aiokafka", _consume_raw),
-            await _consume(bootstrap, n, "dispytch", _consume_dispytch),
-            await _consume(bootstrap, n, "dispytch-kafka seam only", _consume_seam),
-            await _consume(bootstrap, n, "faststream 0.7", _consume_faststream),
-        ]
+        return await best_of(
+            [
+                lambda: _emit(bootstrap, n, "raw aiokafka", _emit_raw),
+                lambda: _emit(bootstrap, n, "dispytch", _emit_dispytch),
+                lambda: _emit(bootstrap, n, "dispytch emit_many", _emit_many),
+                lambda: _emit(bootstrap, n, "dispytch-kafka seam only (enqueue)", _emit_seam),
+                lambda: _emit(bootstrap, n, "faststream 0.7", _emit_faststream),
+                lambda: _consume(bootstrap, n, "raw aiokafka", _consume_raw),
+                lambda: _consume(bootstrap, n, "dispytch", _consume_dispytch),
+                lambda: _consume(bootstrap, n, "dispytch-kafka seam only", _consume_seam),
+                lambda: _consume(bootstrap, n, "faststream 0.7", _consume_faststream),
+            ]
+        )
     finally:
         await asyncio.to_thread(server.close)
 

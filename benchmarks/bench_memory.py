@@ -23,6 +23,7 @@ from harness import (
     Payload,
     Row,
     bench_events,
+    best_of,
     counter_dependency,
     handler,
     sample_body,
@@ -31,20 +32,16 @@ from harness import (
 TOPIC = "bench.events"
 
 
-async def run(n: int, repeat: int = 3) -> list[Row]:
-    """Each scenario `repeat` times, keeping the fastest run (the least disturbed by other load)."""
+async def run(n: int) -> list[Row]:
     events = bench_events(TOPIC, n)
-    scenarios = [
-        lambda: _emit_raw(n),
-        lambda: _emit_dispytch(events),
-        lambda: _consume_raw(events),
-        lambda: _consume_dispytch(events),
-    ]
-    rows = []
-    for scenario in scenarios:
-        runs = [await scenario() for _ in range(repeat)]
-        rows.append(min(runs, key=lambda row: row.seconds))
-    return rows
+    return await best_of(
+        [
+            lambda: _emit_raw(n),
+            lambda: _emit_dispytch(events),
+            lambda: _consume_raw(events),
+            lambda: _consume_dispytch(events),
+        ]
+    )
 
 
 def _row(scenario: str, implementation: str, n: int, seconds: float) -> Row:

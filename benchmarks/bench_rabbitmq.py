@@ -41,6 +41,7 @@ from harness import (
     Payload,
     Row,
     bench_events,
+    best_of,
     counter_dependency,
     envelope,
     handler,
@@ -55,14 +56,16 @@ async def run(n: int) -> list[Row]:
     await asyncio.to_thread(server.start)
     try:
         url = server.url
-        rows = [
-            await _emit(url, n, "raw aio-pika", _emit_raw),
-            await _emit(url, n, "dispytch", _emit_dispytch),
-            await _emit(url, n, "faststream 0.7", _emit_faststream),
-            await _consume(url, n, "raw aio-pika", _consume_raw),
-            await _consume(url, n, "dispytch", _consume_dispytch),
-            await _consume(url, n, "faststream 0.7", _consume_faststream),
-        ]
+        rows = await best_of(
+            [
+                lambda: _emit(url, n, "raw aio-pika", _emit_raw),
+                lambda: _emit(url, n, "dispytch", _emit_dispytch),
+                lambda: _emit(url, n, "faststream 0.7", _emit_faststream),
+                lambda: _consume(url, n, "raw aio-pika", _consume_raw),
+                lambda: _consume(url, n, "dispytch", _consume_dispytch),
+                lambda: _consume(url, n, "faststream 0.7", _consume_faststream),
+            ]
+        )
     finally:
         await asyncio.to_thread(server.close)
     return rows

@@ -49,6 +49,7 @@ from harness import (
     Payload,
     Row,
     bench_events,
+    best_of,
     counter_dependency,
     encoded,
     envelope,
@@ -66,26 +67,36 @@ async def run(n: int) -> list[Row]:
     await asyncio.to_thread(server.start)
     try:
         url = server.url
-        return [
-            await _emit(url, n, "redis", "raw redis-py", _emit_raw_streams),
-            await _emit(url, n, "redis", "dispytch", _emit_dispytch("redis")),
-            await _emit(url, n, "redis", "dispytch-redis seam only", _emit_seam_streams),
-            await _emit(url, n, "redis", "faststream 0.7", _emit_faststream_streams),
-            await _consume(url, n, "redis", "raw redis-py", _consume_raw_streams),
-            await _consume(url, n, "redis", "dispytch", _consume_dispytch("redis")),
-            await _consume(url, n, "redis", "dispytch-redis seam only", _consume_seam_streams),
-            await _consume(url, n, "redis", "faststream 0.7", _consume_faststream_streams),
-            await _emit(url, n, "redis-pubsub", "raw redis-py", _emit_raw_pubsub),
-            await _emit(url, n, "redis-pubsub", "dispytch", _emit_dispytch("redis-pubsub")),
-            await _emit(url, n, "redis-pubsub", "dispytch-redis seam only", _emit_seam_pubsub),
-            await _emit(url, n, "redis-pubsub", "faststream 0.7", _emit_faststream_pubsub),
-            await _consume(url, n, "redis-pubsub", "raw redis-py", _consume_raw_pubsub),
-            await _consume(url, n, "redis-pubsub", "dispytch", _consume_dispytch("redis-pubsub")),
-            await _consume(
-                url, n, "redis-pubsub", "dispytch-redis seam only", _consume_seam_pubsub
-            ),
-            await _consume(url, n, "redis-pubsub", "faststream 0.7", _consume_faststream_pubsub),
-        ]
+        return await best_of(
+            [
+                lambda: _emit(url, n, "redis", "raw redis-py", _emit_raw_streams),
+                lambda: _emit(url, n, "redis", "dispytch", _emit_dispytch("redis")),
+                lambda: _emit(url, n, "redis", "dispytch-redis seam only", _emit_seam_streams),
+                lambda: _emit(url, n, "redis", "faststream 0.7", _emit_faststream_streams),
+                lambda: _consume(url, n, "redis", "raw redis-py", _consume_raw_streams),
+                lambda: _consume(url, n, "redis", "dispytch", _consume_dispytch("redis")),
+                lambda: _consume(
+                    url, n, "redis", "dispytch-redis seam only", _consume_seam_streams
+                ),
+                lambda: _consume(url, n, "redis", "faststream 0.7", _consume_faststream_streams),
+                lambda: _emit(url, n, "redis-pubsub", "raw redis-py", _emit_raw_pubsub),
+                lambda: _emit(url, n, "redis-pubsub", "dispytch", _emit_dispytch("redis-pubsub")),
+                lambda: _emit(
+                    url, n, "redis-pubsub", "dispytch-redis seam only", _emit_seam_pubsub
+                ),
+                lambda: _emit(url, n, "redis-pubsub", "faststream 0.7", _emit_faststream_pubsub),
+                lambda: _consume(url, n, "redis-pubsub", "raw redis-py", _consume_raw_pubsub),
+                lambda: _consume(
+                    url, n, "redis-pubsub", "dispytch", _consume_dispytch("redis-pubsub")
+                ),
+                lambda: _consume(
+                    url, n, "redis-pubsub", "dispytch-redis seam only", _consume_seam_pubsub
+                ),
+                lambda: _consume(
+                    url, n, "redis-pubsub", "faststream 0.7", _consume_faststream_pubsub
+                ),
+            ]
+        )
     finally:
         await asyncio.to_thread(server.close)
 

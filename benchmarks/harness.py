@@ -2,16 +2,19 @@
 
 Each `bench_<backend>.py` module in this folder exposes `async def run(n: int) -> list[Row]`,
 measuring Dispytch next to a hand-written client loop (and FastStream where it has that
-backend) doing the same work on the same broker in the same run.
+backend) doing the same work on the same broker in the same run. Every scenario runs
+`ROUNDS` times, in turn with the others (`best_of`); the table gives the fastest run and
+the median one, each also relative to the hand-written loop's.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -98,41 +101,71 @@ def fresh(kind: str) -> str:
     return f"bench.{kind}.{uuid.uuid4().hex[:8]}"
 
 
+ROUNDS = 3
+"""How many times every scenario runs."""
+
+
 @dataclass
 class Row:
-    """One measured line: `events` handled by `implementation` in `seconds`."""
+    """One measured line: `events` handled by `implementation`, in `seconds` at best.
+
+    `runs` holds the seconds of every run of the scenario, the fastest included.
+    """
 
     backend: str
     scenario: str
     implementation: str
     events: int
     seconds: float
+    runs: tuple[float, ...] = ()
 
     @property
     def rate(self) -> float:
+        """Events per second in the fastest run."""
         return self.events / self.seconds if self.seconds else 0.0
 
+    @property
+    def median_rate(self) -> float:
+        """Events per second in the median run."""
+        seconds = statistics.median(self.runs or (self.seconds,))
+        return self.events / seconds if seconds else 0.0
 
-async def timed(events: int, work: Callable[[], Awaitable[None]]) -> float:
-    """Seconds `work` takes; `events` is for the reader, the caller builds the row."""
-    start = time.perf_counter()
-    await work()
-    return time.perf_counter() - start
+
+async def best_of(scenarios: Sequence[Callable[[], Awaitable[Row]]]) -> list[Row]:
+    """Run every scenario `ROUNDS` times, round after round, and keep each one's fastest
+    run, with the seconds of all its runs.
+
+    On a shared machine the fastest run is the one least disturbed by other load, and
+    running the scenarios in turn exposes each of them to the same drift.
+    """
+    runs: list[list[Row]] = [[] for _ in scenarios]
+    for _ in range(ROUNDS):
+        for scenario, done in zip(scenarios, runs, strict=True):
+            done.append(await scenario())
+    best = []
+    for done in runs:
+        fastest = min(done, key=lambda row: row.seconds)
+        best.append(replace(fastest, runs=tuple(row.seconds for row in done)))
+    return best
 
 
 def table(rows: list[Row]) -> str:
-    """A Markdown table; each row's rate is also given relative to the hand-written loop
-    of the same backend and scenario."""
-    baseline = {(r.backend, r.scenario): r.rate for r in rows if r.implementation.startswith("raw")}
+    """A Markdown table; each row's rates are also given relative to the hand-written loop
+    of the same backend and scenario, best run to best run and median to median."""
+    raw = [r for r in rows if r.implementation.startswith("raw")]
+    best = {(r.backend, r.scenario): r.rate for r in raw}
+    median = {(r.backend, r.scenario): r.median_rate for r in raw}
     lines = [
-        "| backend | scenario | implementation | events | seconds | events/s | vs raw |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| backend | scenario | implementation | events | best s | events/s | vs raw "
+        "| median events/s | vs raw (median) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        base = baseline.get((r.backend, r.scenario))
-        ratio = f"{r.rate / base:.0%}" if base else "-"
+        key = (r.backend, r.scenario)
+        ratio = f"{r.rate / best[key]:.0%}" if key in best else "-"
+        median_ratio = f"{r.median_rate / median[key]:.0%}" if key in median else "-"
         lines.append(
             f"| {r.backend} | {r.scenario} | {r.implementation} | {r.events} "
-            f"| {r.seconds:.3f} | {r.rate:,.0f} | {ratio} |"
+            f"| {r.seconds:.3f} | {r.rate:,.0f} | {ratio} | {r.median_rate:,.0f} | {median_ratio} |"
         )
     return "\n".join(lines)
