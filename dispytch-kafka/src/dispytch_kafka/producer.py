@@ -60,9 +60,9 @@ class KafkaProducer(Producer):
     send if it is not running yet, and stopped by `stop()` only when this producer
     started it.
 
-    Concurrent emits share aiokafka's batches: `enqueue` queues a message and returns a
-    future, one task appends the queue to aiokafka's batches in order, and each future
-    is settled by its own confirmation. `publish` is `enqueue` and a wait.
+    Concurrent emits share aiokafka's batches: `enqueue` queues a message and returns its
+    delivery, one task appends the queue to aiokafka's batches in order, and awaiting a
+    delivery waits for that message's confirmation. `publish` is `enqueue` and a wait.
     """
 
     def __init__(
@@ -198,26 +198,20 @@ class KafkaProducer(Producer):
 _DEFAULT_CONFIG = KafkaEventConfig()
 
 
-def _publish_error(error: BaseException, topic: str) -> BaseException:
+def _publish_error(error: KafkaError, topic: str) -> Exception:
     """aiokafka's `error` as Dispytch raises it: `ProducerTimeout` or `KafkaPublishError`."""
-    if not isinstance(error, KafkaError):
-        return error
-    mapped: Exception
     if isinstance(error, UnknownTopicOrPartitionError):
-        mapped = KafkaPublishError(
+        return KafkaPublishError(
             f"topic {topic!r} is unknown to the broker: it does not exist and was not "
             f"created automatically, or no broker answered within request_timeout_ms"
         )
-    elif isinstance(error, KafkaTimeoutError) or error.retriable:
+    if isinstance(error, KafkaTimeoutError) or error.retriable:
         # aiokafka retries retriable errors until request_timeout_ms runs out.
-        mapped = ProducerTimeout(
+        return ProducerTimeout(
             f"Kafka did not confirm a message to topic {topic!r} within "
             f"request_timeout_ms; last error: {error!r}"
         )
-    else:
-        mapped = KafkaPublishError(f"Kafka refused a message to topic {topic!r}: {error!r}")
-    mapped.__cause__ = error  # as `raise mapped from error`
-    return mapped
+    return KafkaPublishError(f"Kafka refused a message to topic {topic!r}: {error!r}")
 
 
 def _event_config(config: BaseModel | None) -> KafkaEventConfig:
