@@ -60,6 +60,7 @@ from dispytch_kafka import KafkaConsumer, KafkaProducer, KafkaSettings
 from harness import (
     COUNTER,
     EVENT_TYPE,
+    BenchEvent,
     Counter,
     Envelope,
     Payload,
@@ -86,8 +87,8 @@ async def run(n: int) -> list[Row]:
             [
                 lambda: _emit(bootstrap, n, "raw aiokafka", _emit_raw),
                 lambda: _emit(bootstrap, n, "aiokafka gather(send_and_wait)", _emit_concurrently),
-                lambda: _emit(bootstrap, n, "dispytch", _emit_dispytch),
-                lambda: _emit(bootstrap, n, "dispytch emit_many", _emit_many),
+                lambda: _emit(bootstrap, n, "dispytch", _emit_dispytch(_gather_emits)),
+                lambda: _emit(bootstrap, n, "dispytch emit_many", _emit_dispytch(_emit_many)),
                 lambda: _emit(bootstrap, n, "dispytch-kafka seam only (enqueue)", _emit_seam),
                 lambda: _emit(bootstrap, n, "faststream 0.7", _emit_faststream),
                 lambda: _consume(bootstrap, n, "raw aiokafka", _consume_raw),
@@ -120,48 +121,56 @@ async def _emit(bootstrap: str, n: int, implementation: str, emit: Emit) -> Row:
 
 
 async def _emit_raw(bootstrap: str, n: int, topic: str) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
-    await producer.start()
-    try:
-        start = time.perf_counter()
+    async def send_all(producer: AIOKafkaProducer) -> None:
         deliveries = [await producer.send(topic, encoded(i)) for i in range(n)]
         await asyncio.gather(*deliveries)
-        return time.perf_counter() - start
-    finally:
-        await producer.stop()
+
+    return await _with_aiokafka(bootstrap, send_all)
 
 
 async def _emit_concurrently(bootstrap: str, n: int, topic: str) -> float:
+    async def send_all(producer: AIOKafkaProducer) -> None:
+        await asyncio.gather(*(producer.send_and_wait(topic, encoded(i)) for i in range(n)))
+
+    return await _with_aiokafka(bootstrap, send_all)
+
+
+async def _with_aiokafka(
+    bootstrap: str, send_all: Callable[[AIOKafkaProducer], Awaitable[None]]
+) -> float:
+    """Seconds `send_all` takes with a started aiokafka producer."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
     await producer.start()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(producer.send_and_wait(topic, encoded(i)) for i in range(n)))
+        await send_all(producer)
         return time.perf_counter() - start
     finally:
         await producer.stop()
 
 
-async def _emit_dispytch(bootstrap: str, n: int, topic: str) -> float:
-    events = bench_events(topic, n)
-    gc.collect()  # the events are input, built before the clock: so is their collection debt
-    async with EventEmitter.from_backend(
-        "kafka", bootstrap_servers=bootstrap, **PRODUCER
-    ) as emitter:
-        start = time.perf_counter()
-        await asyncio.gather(*(emitter.emit(e) for e in events))
-        return time.perf_counter() - start
+def _emit_dispytch(emit_all: Callable[[EventEmitter, list[BenchEvent]], Awaitable[Any]]) -> Emit:
+    """Dispytch emitting with `emit_all(emitter, events)`."""
+
+    async def emit(bootstrap: str, n: int, topic: str) -> float:
+        events = bench_events(topic, n)
+        gc.collect()  # the events are input, built before the clock: so is their collection debt
+        async with EventEmitter.from_backend(
+            "kafka", bootstrap_servers=bootstrap, **PRODUCER
+        ) as emitter:
+            start = time.perf_counter()
+            await emit_all(emitter, events)
+            return time.perf_counter() - start
+
+    return emit
 
 
-async def _emit_many(bootstrap: str, n: int, topic: str) -> float:
-    events = bench_events(topic, n)
-    gc.collect()  # the events are input, built before the clock: so is their collection debt
-    async with EventEmitter.from_backend(
-        "kafka", bootstrap_servers=bootstrap, **PRODUCER
-    ) as emitter:
-        start = time.perf_counter()
-        await emitter.emit_many(events)
-        return time.perf_counter() - start
+async def _gather_emits(emitter: EventEmitter, events: list[BenchEvent]) -> None:
+    await asyncio.gather(*(emitter.emit(e) for e in events))
+
+
+async def _emit_many(emitter: EventEmitter, events: list[BenchEvent]) -> None:
+    await emitter.emit_many(events)
 
 
 async def _emit_seam(bootstrap: str, n: int, topic: str) -> float:
