@@ -44,7 +44,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import Depends
@@ -53,13 +53,12 @@ from faststream.middlewares import AckPolicy
 from pydantic_core import from_json
 
 from brokers import KafkaServer
-from dispytch import Dependency, Event, EventEmitter, EventListener, OutgoingMessage
+from dispytch import EventEmitter, EventListener, OutgoingMessage
 from dispytch.backends import Subscription
 from dispytch.routing import TopicPattern
 from dispytch_kafka import KafkaConsumer, KafkaProducer, KafkaSettings
 from harness import (
     COUNTER,
-    EVENT_TYPE,
     BenchEvent,
     Counter,
     Envelope,
@@ -67,6 +66,7 @@ from harness import (
     Row,
     bench_events,
     best_of,
+    count_until,
     counter_dependency,
     encoded,
     envelope,
@@ -259,18 +259,10 @@ async def _consume_loop(
 
 
 async def _consume_dispytch(bootstrap: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
     listener = EventListener.from_backend(
         "kafka", group=group, bootstrap_servers=bootstrap, **GROUP
     )
-
-    @listener.handler(topic=topic, event=EVENT_TYPE)
-    async def handler(
-        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
-    ) -> None:
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+    done = count_until(listener, topic, n)
 
     task = asyncio.create_task(listener.listen())
     await listener.wait_ready()

@@ -15,22 +15,22 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic_core import from_json
 
-from dispytch import Dependency, Event, EventEmitter, EventListener
+from dispytch import EventEmitter, EventListener
 from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
 from dispytch.emitter.producer import OutgoingMessage
 from dispytch.routing import TopicPattern
 from harness import (
     COUNTER,
     BenchEvent,
-    Counter,
     Payload,
     Row,
     bench_events,
     best_of,
+    count_until,
     counter_dependency,
     handler,
     sample_body,
@@ -127,16 +127,8 @@ async def _consume_dispytch(events: list[BenchEvent]) -> Row:
     n = len(events)
     broker = await _preload(events)
     COUNTER.count = 0
-    done = asyncio.Event()
     listener = EventListener.from_url(f"memory://{broker}", group="bench")
-
-    @listener.handler(topic=TOPIC, event="bench")
-    async def handler(
-        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
-    ) -> None:
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+    done = count_until(listener, TOPIC, n)
 
     start = time.perf_counter()
     task = asyncio.create_task(listener.listen())

@@ -18,7 +18,6 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -32,16 +31,16 @@ from faststream.rabbit import (
 )
 
 from brokers import RabbitMQServer
-from dispytch import Dependency, Event, EventEmitter, EventListener
+from dispytch import EventEmitter, EventListener
 from harness import (
     COUNTER,
-    EVENT_TYPE,
     Counter,
     Envelope,
     Payload,
     Row,
     bench_events,
     best_of,
+    count_until,
     counter_dependency,
     envelope,
     handler,
@@ -192,18 +191,10 @@ async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
 
 
 async def _consume_dispytch(url: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
     listener = EventListener.from_backend(
         "rabbitmq", group=group, url=url, exchange=EXCHANGE, prefetch=PREFETCH
     )
-
-    @listener.handler(topic=topic, event=EVENT_TYPE)
-    async def handler(
-        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
-    ) -> None:
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+    done = count_until(listener, topic, n)
 
     start = time.perf_counter()
     task = asyncio.create_task(listener.listen())

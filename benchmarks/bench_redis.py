@@ -28,7 +28,6 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 from faststream import Depends
 from faststream.middlewares import AckPolicy
@@ -36,20 +35,20 @@ from faststream.redis import RedisBroker, StreamSub
 from redis.asyncio import Redis
 
 from brokers import RedisServer
-from dispytch import Dependency, Event, EventEmitter, EventListener
+from dispytch import EventEmitter, EventListener
 from dispytch.backends import Subscription
 from dispytch.routing import TopicPattern
 from dispytch_redis import RedisPubSubSettings, RedisStreamsSettings
 from dispytch_redis.plugin import pubsub_consumer, pubsub_producer, stream_consumer, stream_producer
 from harness import (
     COUNTER,
-    EVENT_TYPE,
     Counter,
     Envelope,
     Payload,
     Row,
     bench_events,
     best_of,
+    count_until,
     counter_dependency,
     encoded,
     envelope,
@@ -267,16 +266,8 @@ async def _consume_raw_pubsub(url: str, n: int, topic: str, group: str) -> float
 
 def _consume_dispytch(backend: str) -> Consume:
     async def consume(url: str, n: int, topic: str, group: str) -> float:
-        done = asyncio.Event()
         listener = EventListener.from_backend(backend, group=group, url=url)
-
-        @listener.handler(topic=topic, event=EVENT_TYPE)
-        async def handle(
-            event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
-        ) -> None:
-            counter.count += 1
-            if counter.count == n:
-                done.set()
+        done = count_until(listener, topic, n)
 
         task = asyncio.create_task(listener.listen())
         await listener.wait_ready()

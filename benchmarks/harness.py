@@ -9,17 +9,18 @@ the median one, each also relative to the hand-written loop's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from dispytch import EventBase
+from dispytch import Dependency, Event, EventBase, EventListener
 
 EVENT_TYPE = "bench"
 
@@ -94,6 +95,22 @@ def counter_dependency() -> Counter:
 async def handler(body: Payload, counter: Counter) -> None:
     """The trivial handler of the hand-written loops."""
     counter.count += 1
+
+
+def count_until(listener: EventListener, topic: str, n: int) -> asyncio.Event:
+    """Register the Dispytch benchmark handler on `listener`: it counts events of `topic`
+    through the injected `Counter`; the event returned is set at the `n`th."""
+    done = asyncio.Event()
+
+    @listener.handler(topic=topic, event=EVENT_TYPE)
+    async def count(
+        event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
+    ) -> None:
+        counter.count += 1
+        if counter.count == n:
+            done.set()
+
+    return done
 
 
 def fresh(kind: str) -> str:
