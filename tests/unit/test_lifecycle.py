@@ -3,6 +3,7 @@ of producers and consumers."""
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from seed_fakes import AsyncAckConsumer, SyncAckConsumer, Wire, WireProducer
 from support import WAIT, eventually, let_run
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.listener.consumer import Message
 from dispytch.testing import Probe, running
 
 
@@ -224,17 +226,83 @@ async def test_listen_returns_when_the_consumer_runs_out_after_finishing_its_wor
     assert sorted(acked_ticks(consumer)) == [0, 1, 2]
 
 
-async def test_leaving_async_with_stops_the_listener(wire: Wire) -> None:
-    consumer = SyncAckConsumer(wire)
+async def test_async_with_starts_and_stops_the_listener(wire: Wire) -> None:
+    log: list[str] = []
+    consumer = StartStopConsumer(wire, log)
     listener = ticking_listener(consumer)
 
     async with listener:
-        listening = asyncio.create_task(listener.listen())
-        await listener.wait_ready()
+        assert log == ["consumer starting", "consumer started"]
         put_tick(wire, 1)
         await eventually(lambda: len(consumer.acked) == 1)
 
-    await asyncio.wait_for(listening, WAIT)
+    assert log[-1] == "consumer stopped"
+    assert acked_ticks(consumer) == [1]
+
+
+async def test_start_returns_consuming_and_stop_ends_it(wire: Wire) -> None:
+    log: list[str] = []
+    consumer = StartStopConsumer(wire, log)
+    listener = ticking_listener(consumer, producer=StartStopProducer(Wire(), log))
+
+    await listener.start()
+    assert log == ["producer started", "consumer starting", "consumer started"]
+    put_tick(wire, 1)
+    await eventually(lambda: len(consumer.acked) == 1)
+    await listener.stop(timeout=WAIT)
+
+    assert log[3:] == ["consumer stopped", "producer stopped"]
+    await listener.start()
+    with pytest.raises(RuntimeError, match="cannot start while the listener is running"):
+        await listener.start()
+    await listener.stop(timeout=WAIT)
+
+
+async def test_stop_raises_what_crashed_the_pull_loop(wire: Wire) -> None:
+    log: list[str] = []
+
+    class Broken(StartStopConsumer):
+        async def listen(self) -> AsyncIterator[Message]:
+            raise ConnectionResetError("connection lost")
+            yield  # an async generator
+
+    listener = ticking_listener(Broken(wire, log))
+    await listener.start()
+    await eventually(lambda: log[-1:] == ["consumer stopped"])
+
+    with pytest.raises(ConnectionResetError, match="connection lost"):
+        await listener.stop(timeout=WAIT)
+    await listener.stop(timeout=WAIT)  # raised once only
+
+
+async def test_listen_raises_what_crashed_the_pull_loop_and_stop_then_does_not(
+    wire: Wire,
+) -> None:
+    class Broken(SyncAckConsumer):
+        async def listen(self) -> AsyncIterator[Message]:
+            raise ConnectionResetError("connection lost")
+            yield  # an async generator
+
+    listener = ticking_listener(Broken(wire))
+
+    with pytest.raises(ConnectionResetError, match="connection lost"):
+        await listener.listen()
+    await listener.stop(timeout=WAIT)
+
+
+async def test_cancelling_listen_stops_the_listener(wire: Wire) -> None:
+    log: list[str] = []
+    listener = ticking_listener(StartStopConsumer(wire, log))
+    listening = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+
+    listening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await listening
+
+    assert log[-1] == "consumer stopped"
+    async with listener:  # idle again
+        pass
 
 
 async def test_stop_while_the_consumer_is_starting_ends_listen(wire: Wire) -> None:

@@ -93,10 +93,11 @@ class EventListener:
         self._ready = asyncio.Event()
         self._done = asyncio.Event()
         self._pulling: asyncio.Task[None] | None = None
+        self._run: asyncio.Task[None] | None = None
+        self._crash: BaseException | None = None
         self._stop_timeout = 30.0
         self._stopping = False
         self._running = False
-        self._scheduler: Scheduler | None = None
 
     # -- construction from a backend -------------------------------------------------------
 
@@ -199,75 +200,74 @@ class EventListener:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def listen(self) -> None:
-        """Consume until `stop()` is called or the consumer runs out; then finish in-flight work."""
-        self._require_idle("listen")
-        self._done.clear()
-        self._stopping = False
+    async def start(self) -> None:
+        """Start consuming and return once the listener is consuming.
+
+        The producer and consumer are started (a backend consumer subscribes as it
+        starts), then messages are pulled and handled in a task the listener owns until
+        `stop()`. An event emitted after `start()` returned is delivered to it.
+        """
+        self._require_idle("start")
         consumer, producer = self._build()
-        started: list[Any] = []
         self._running = True
+        self._stopping = False
+        self._crash = None
+        self._done.clear()
+        started: list[Any] = []
         try:
             for part in (producer, consumer):
                 await start_if_possible(part)
                 started.append(part)
-            if self._stopping:
-                return  # stop() was called while the consumer was starting
-            dispatcher = Dispatcher(
-                consumer,
-                [_with_outer(h, self.middleware) for h in self.handlers],
-                serializer=self.serializer,
-                producer=producer,
-                dead_letter_topic=self.dead_letter_topic,
-                native_dead_letter=self.native_dead_letter,
-                on_unmatched=self.on_unmatched,
-                max_deliveries=self.max_deliveries,
-                redelivery_delay=self.redelivery_delay,
-            )
-            self._scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
-            self._pulling = asyncio.create_task(self._pull(consumer, self._scheduler))
-            self._ready.set()
-            try:
-                await self._pulling
-            except asyncio.CancelledError:
-                if not self._stopping:
-                    raise
-            if not await self._scheduler.finish(self._stop_timeout):
-                logger.warning(
-                    "in-flight messages did not finish within %.1fs; left unacked",
-                    self._stop_timeout,
-                )
         except BaseException:
-            if self._scheduler is not None:
-                await self._scheduler.cancel()
+            await self._shut_down(started)
             raise
-        finally:
-            self._running = False
-            self._pulling = self._scheduler = None
-            self._ready.clear()
-            for part in reversed(started):
-                await stop_if_possible(part)
-            self._done.set()
+        if self._stopping:  # stop() was called while the consumer was starting
+            await self._shut_down(started)
+            return
+        scheduler = Scheduler(self._dispatcher(consumer, producer).handle, self.max_in_flight)
+        self._pulling = asyncio.create_task(self._pull(consumer, scheduler))
+        self._run = asyncio.create_task(self._consume(self._pulling, scheduler, started))
+        self._ready.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop pulling, give in-flight handlers up to `timeout` seconds, ack what finished.
 
-        What did not finish is not acked and comes back from the broker.
+        What did not finish is not acked and comes back from the broker. If the pull
+        loop crashed since `start()`, its exception is raised here (unless `listen()`
+        raised it already).
         """
         self._stop_timeout = timeout
         self._stopping = True
-        if not self._running:
-            return
-        done = asyncio.ensure_future(self._done.wait())
+        if self._running:
+            done = asyncio.ensure_future(self._done.wait())
+            try:
+                while not done.done():
+                    # Cancel again while pulling goes on: a client library may swallow a
+                    # cancellation that races with its reply (asyncio.wait_for before 3.12 does).
+                    if self._pulling is not None and not self._pulling.done():
+                        self._pulling.cancel()
+                    await asyncio.wait({done}, timeout=_RECANCEL_AFTER)
+            finally:
+                done.cancel()
+        self._raise_crash()
+
+    async def listen(self) -> None:
+        """Start, then consume until `stop()` is called or the consumer runs out; then
+        finish in-flight work. A crash of the pull loop is raised here; cancelling
+        `listen()` stops at once, leaving in-flight messages unacked."""
+        self._require_idle("listen")
+        await self.start()
+        run = self._run
+        if run is None:
+            return  # stopped while starting
         try:
-            while not done.done():
-                # Cancel again while pulling goes on: a client library may swallow a
-                # cancellation that races with its reply (asyncio.wait_for before 3.12 does).
-                if self._pulling is not None and not self._pulling.done():
-                    self._pulling.cancel()
-                await asyncio.wait({done}, timeout=_RECANCEL_AFTER)
-        finally:
-            done.cancel()
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            if not run.done():
+                run.cancel()
+                await asyncio.wait({run})
+            raise
+        self._raise_crash()
 
     async def wait_ready(self) -> None:
         """Wait until the consumer has started and the listener is pulling."""
@@ -280,6 +280,7 @@ class EventListener:
         return Subscription(self.group or "", patterns)
 
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -307,6 +308,64 @@ class EventListener:
         if self.producer is None and dead_letters:
             self.producer = self.backend.create_producer(self.backend_settings)
         return self.consumer, self.producer
+
+    def _dispatcher(self, consumer: Consumer, producer: Producer | None) -> Dispatcher:
+        return Dispatcher(
+            consumer,
+            [_with_outer(h, self.middleware) for h in self.handlers],
+            serializer=self.serializer,
+            producer=producer,
+            dead_letter_topic=self.dead_letter_topic,
+            native_dead_letter=self.native_dead_letter,
+            on_unmatched=self.on_unmatched,
+            max_deliveries=self.max_deliveries,
+            redelivery_delay=self.redelivery_delay,
+        )
+
+    async def _consume(
+        self, pulling: asyncio.Task[None], scheduler: Scheduler, parts: list[Any]
+    ) -> None:
+        """The listener's own task: wait for the pull loop to end, finish what is in flight,
+        stop the consumer and producer. A crash is kept for `stop()` or `listen()` to raise."""
+        try:
+            try:
+                await pulling
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+            if not await scheduler.finish(self._stop_timeout):
+                logger.warning(
+                    "in-flight messages did not finish within %.1fs; left unacked",
+                    self._stop_timeout,
+                )
+        except Exception as exc:
+            logger.error("the listener stopped consuming: %r", exc)
+            self._crash = exc
+            await scheduler.cancel()
+        except BaseException:
+            await scheduler.cancel()
+            raise
+        finally:
+            try:
+                await self._shut_down(parts)
+            except Exception as exc:
+                logger.error("stopping the consumer or producer failed: %r", exc)
+                self._crash = self._crash or exc
+
+    async def _shut_down(self, parts: list[Any]) -> None:
+        try:
+            for part in reversed(parts):
+                await stop_if_possible(part)
+        finally:
+            self._running = False
+            self._pulling = self._run = None
+            self._ready.clear()
+            self._done.set()
+
+    def _raise_crash(self) -> None:
+        crash, self._crash = self._crash, None
+        if crash is not None:
+            raise crash
 
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
         ordered = self.ordered

@@ -126,6 +126,20 @@ class ConformanceSuite:
         assert event.attempt >= 1
 
     @pytest.mark.asyncio
+    async def test_emit_right_after_start_is_delivered(self, backend: BackendUnderTest) -> None:
+        topic, probe = _fresh("topic"), Probe()
+        listener = backend.listener(_fresh("group"))
+        self.recording(listener, topic, probe)
+        async with backend.emitter() as emitter:
+            await listener.start()
+            try:
+                await emitter.emit(Ping(route=topic, seq=1))
+                [event] = await probe.wait_for(1, backend.timeout)
+            finally:
+                await listener.stop()
+        assert event.body.seq == 1
+
+    @pytest.mark.asyncio
     async def test_topic_isolation(self, backend: BackendUnderTest) -> None:
         first, second = _fresh("topic"), _fresh("topic")
         got_first, got_second = Probe(), Probe()

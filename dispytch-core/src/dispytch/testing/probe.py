@@ -41,18 +41,11 @@ class Probe:
 async def running(
     listener: EventListener, *, settle: float = 0.0, stop_timeout: float = 10.0
 ) -> AsyncIterator[EventListener]:
-    """Run `listener` for the block: started and ready (plus `settle` seconds) inside it,
-    stopped gracefully after it. A listener that crashes fails the block."""
-    task = asyncio.create_task(listener.listen())
-    ready = asyncio.create_task(listener.wait_ready())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()  # raises what made the listener fail
-        raise AssertionError("the listener stopped before it was ready")
-    await asyncio.sleep(settle)
+    """Run `listener` for the block: started (plus `settle` seconds) inside it, stopped
+    gracefully after it. A listener whose pull loop crashed fails the block."""
+    await listener.start()
     try:
+        await asyncio.sleep(settle)
         yield listener
     finally:
         await listener.stop(timeout=stop_timeout)
-        await task
