@@ -19,8 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the Dispytch conformance kit runs under pytest, which is not installed: pip install pytest"
+    ) from None
 
 from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.selection import select_backend
