@@ -1,5 +1,6 @@
 """Dispytch: typed events, emitted and handled through pluggable backends."""
 
+from dispytch.app import App
 from dispytch.dead_letter import DeadLetter
 from dispytch.di import Dependency, DependencyError, TopicSegment
 from dispytch.emitter.emitter import EventEmitter
@@ -14,6 +15,7 @@ from dispytch.retry import RetryPolicy
 
 __all__ = [
     "ANY_EVENT",
+    "App",
     "Consumer",
     "Context",
     "DeadLetter",

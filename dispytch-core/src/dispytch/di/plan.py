@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter
 
-from dispytch.di.markers import Dependency, TopicSegment
+from dispytch.di.markers import Dependency, DependencyScope, TopicSegment
 from dispytch.event import Event
 from dispytch.listener.consumer import Message
 
@@ -26,6 +26,9 @@ class DependencyError(TypeError):
 
 
 CallKind = Literal["async", "sync", "async_cm", "sync_cm"]
+
+Overrides = Mapping[Callable[..., Any], Callable[..., Any]]
+"""`{original: replacement}`: dependencies to call in place of the ones declared."""
 
 ARG_EVENT, ARG_CALL, ARG_CACHED_CALL, ARG_OTHER = range(4)
 """How a direct call gets an argument: the `Event` for a body type, a plain function
@@ -69,6 +72,7 @@ class Call:
     kind: CallKind
     params: dict[str, Source] = field(default_factory=dict)
     use_cache: bool = True
+    scope: DependencyScope = "event"
     is_plain: bool = field(init=False)
     """True for a plain sync function without dependencies of its own."""
     wants_context: bool = field(init=False)
@@ -84,7 +88,8 @@ class Call:
 
     def __post_init__(self) -> None:
         calls = [p for p in self.params.values() if isinstance(p, Call)]
-        object.__setattr__(self, "is_plain", not calls and self.kind == "sync")
+        plain = not calls and self.kind == "sync" and self.scope == "event"
+        object.__setattr__(self, "is_plain", plain)
         teardown = self.kind.endswith("_cm") or any(c.has_teardown for c in calls)
         object.__setattr__(self, "has_teardown", teardown)
         direct = self.kind == "async" and all(c.is_plain for c in calls)
@@ -120,12 +125,18 @@ def plan_call(
     segments: tuple[str, ...] | None,
     context_type: type,
     use_cache: bool = True,
+    scope: DependencyScope = "event",
+    overrides: Overrides | None = None,
+    app_values: Mapping[Callable[..., Any], Any] | None = None,
     _stack: tuple[Callable[..., Any], ...] = (),
 ) -> Call:
     """Build the call plan for `func`, recursing into its dependencies.
 
     `segments` are the topic's `{name}` parameters; None skips that check (the
-    topic is not parsed yet).
+    topic is not parsed yet). Dependencies found in `overrides` are replaced, nested
+    ones included. App-scoped dependencies whose value is in `app_values` (keyed by
+    the function called, after overrides) are injected as that value; the others stay
+    app-scoped calls, for an app to enter.
     """
     where = _describe(func)
     if func in _stack:
@@ -159,9 +170,40 @@ def plan_call(
             where,
             segments=segments,
             context_type=context_type,
+            overrides=overrides,
+            app_values=app_values,
             stack=(*_stack, func),
         )
-    return Call(func, _kind(func), params, use_cache)
+    if scope == "app":
+        _check_app_scoped(where, params)
+    return Call(func, _kind(func), params, use_cache, scope)
+
+
+def _check_app_scoped(where: str, params: dict[str, Source]) -> None:
+    for name, source in params.items():
+        if isinstance(source, DefaultParam) or (isinstance(source, Call) and source.scope == "app"):
+            continue
+        raise DependencyError(
+            f"{where} is app-scoped, entered once for the whole app, so its parameter "
+            f"{name!r} cannot come from one event: give it a default, or make what it "
+            "depends on app-scoped too (Dependency(func, scope='app'))"
+        )
+
+
+def app_scoped_calls(plans: Iterable[Call]) -> list[Call]:
+    """The app-scoped calls `plans` depend on, each once, dependencies before dependents."""
+    found: dict[Callable[..., Any], Call] = {}
+
+    def visit(call: Call) -> None:
+        for source in call.params.values():
+            if isinstance(source, Call):
+                visit(source)
+        if call.scope == "app" and call.func not in found:
+            found[call.func] = call
+
+    for plan in plans:
+        visit(plan)
+    return list(found.values())
 
 
 def _source(
@@ -172,6 +214,8 @@ def _source(
     *,
     segments: tuple[str, ...] | None,
     context_type: type,
+    overrides: Overrides | None,
+    app_values: Mapping[Callable[..., Any], Any] | None,
     stack: tuple[Callable[..., Any], ...],
 ) -> Source:
     base, markers = _split_annotated(annotation)
@@ -180,11 +224,17 @@ def _source(
         default = inspect.Parameter.empty
     for marker in markers:
         if isinstance(marker, Dependency):
+            func = overrides.get(marker.func, marker.func) if overrides else marker.func
+            if marker.scope == "app" and app_values is not None and func in app_values:
+                return DefaultParam(app_values[func])
             return plan_call(
-                marker.func,
+                func,
                 segments=segments,
                 context_type=context_type,
                 use_cache=marker.use_cache,
+                scope=marker.scope,
+                overrides=overrides,
+                app_values=app_values,
                 _stack=stack,
             )
         if isinstance(marker, TopicSegment):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispytch.dead_letter import check_topic_template
-from dispytch.di.plan import Call, DependencyError, plan_call
+from dispytch.di.plan import Call, DependencyError, Overrides, plan_call
 from dispytch.middleware import Context, Middleware
 from dispytch.retry import RetryPolicy
 from dispytch.routing import TopicPattern
@@ -56,6 +56,23 @@ class Handler:
 
     def accepts(self, event_type: str) -> bool:
         return self.spec.event in (event_type, ANY_EVENT)
+
+    def replanned(
+        self, overrides: Overrides, app_values: Mapping[Callable[..., Any], Any] | None
+    ) -> Handler:
+        """This handler with its dependencies replaced by `overrides` and its app-scoped
+        dependencies injected from `app_values` (None: left as calls)."""
+        try:
+            plan = plan_call(
+                self.spec.func,
+                segments=self.pattern.params,
+                context_type=Context,
+                overrides=overrides,
+                app_values=app_values,
+            )
+        except DependencyError as exc:
+            raise DependencyError(f"handler for topic {self.spec.topic!r}: {exc}") from None
+        return replace(self, plan=plan)
 
 
 def handler_spec(

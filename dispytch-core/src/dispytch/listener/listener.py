@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -15,7 +16,10 @@ from dispytch.backends.backend import Backend, Subscription
 from dispytch.backends.requirements import check_requirements
 from dispytch.backends.selection import select_backend, settings_from_config
 from dispytch.dead_letter import check_topic_template
+from dispytch.di.app_scope import enter_app_scoped
+from dispytch.di.plan import Call, Overrides, app_scoped_calls
 from dispytch.emitter.producer import Producer
+from dispytch.health import ListenerHealth, reachable
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.listener.consumer import Consumer
 from dispytch.listener.dispatch import Dispatcher, UnmatchedPolicy
@@ -98,6 +102,14 @@ class EventListener:
         self._stop_timeout = 30.0
         self._stopping = False
         self._running = False
+        self._scheduler: Scheduler | None = None
+        self._waiting_for_room_since: float | None = None
+        self._own_app_scope = AsyncExitStack()
+        self._app_values: Mapping[Callable[..., Any], Any] | None = None
+        self._app_overrides: Overrides = {}
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        """`{original: replacement}`: dependencies (nested ones too) to call instead,
+        from the next start on; for tests and local runs."""
 
     # -- construction from a backend -------------------------------------------------------
 
@@ -213,8 +225,10 @@ class EventListener:
         self._stopping = False
         self._crash = None
         self._done.clear()
+        self._waiting_for_room_since = None
         started: list[Any] = []
         try:
+            handlers = await self._prepared_handlers()
             for part in (producer, consumer):
                 await start_if_possible(part)
                 started.append(part)
@@ -224,7 +238,8 @@ class EventListener:
         if self._stopping:  # stop() was called while the consumer was starting
             await self._shut_down(started)
             return
-        scheduler = Scheduler(self._dispatcher(consumer, producer).handle, self.max_in_flight)
+        dispatcher = self._dispatcher(consumer, producer, handlers)
+        self._scheduler = scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
         self._pulling = asyncio.create_task(self._pull(consumer, scheduler))
         self._run = asyncio.create_task(self._consume(self._pulling, scheduler, started))
         self._ready.set()
@@ -269,6 +284,53 @@ class EventListener:
             raise
         self._raise_crash()
 
+    async def wait_stopped(self) -> None:
+        """Wait until the listener stops consuming: after `stop()`, or on its own when its
+        pull loop crashed or the consumer ran out (`stop()` then raises the crash)."""
+        if self._run is not None:
+            await asyncio.shield(self._run)
+
+    async def health(
+        self, *, stale_after: float = 60.0, ping_timeout: float = 2.0
+    ) -> ListenerHealth:
+        """Is the listener consuming, does its broker answer, when did it last poll?
+
+        Not ready when it is not consuming (not started, stopping, or its pull loop
+        ended), when its broker does not answer a ping within `ping_timeout` seconds, or
+        when it has not asked its consumer for messages for `stale_after` seconds (every
+        handler stuck, say).
+        """
+        scheduler, pulling = self._scheduler, self._pulling
+        consuming = (
+            self._running and not self._stopping and pulling is not None and not pulling.done()
+        )
+        in_flight = scheduler.in_flight if scheduler is not None else 0
+        if not consuming:
+            return ListenerHealth(False, False, None, None, in_flight, "not consuming")
+        since = self._waiting_for_room_since
+        last_poll = 0.0 if since is None else asyncio.get_running_loop().time() - since
+        backend = await reachable(self.consumer, ping_timeout)
+        reason = None
+        if backend is False:
+            reason = f"the broker did not answer a ping within {ping_timeout}s"
+        elif last_poll > stale_after:
+            reason = f"no poll for {last_poll:.0f}s: {in_flight} handlers have not finished"
+        return ListenerHealth(reason is None, True, backend, last_poll, in_flight, reason)
+
+    def app_scoped_dependencies(self, overrides: Overrides | None = None) -> list[Call]:
+        """The app-scoped dependencies the handlers use (dependencies first), with
+        `overrides` and then the listener's own `dependency_overrides` applied."""
+        merged = {**(overrides or {}), **self.dependency_overrides}
+        return app_scoped_calls(h.replanned(merged, None).plan for h in self.handlers)
+
+    def provide_app_scope(
+        self, values: Mapping[Callable[..., Any], Any] | None, overrides: Overrides
+    ) -> None:
+        """Set by an `App` before it starts the listener: the values of the app-scoped
+        dependencies (None: the listener enters them itself) and the app's overrides."""
+        self._require_idle("change its app scope")
+        self._app_values, self._app_overrides = values, overrides
+
     async def wait_ready(self) -> None:
         """Wait until the consumer has started and the listener is pulling."""
         await self._ready.wait()
@@ -309,10 +371,12 @@ class EventListener:
             self.producer = self.backend.create_producer(self.backend_settings)
         return self.consumer, self.producer
 
-    def _dispatcher(self, consumer: Consumer, producer: Producer | None) -> Dispatcher:
+    def _dispatcher(
+        self, consumer: Consumer, producer: Producer | None, handlers: list[Handler]
+    ) -> Dispatcher:
         return Dispatcher(
             consumer,
-            [_with_outer(h, self.middleware) for h in self.handlers],
+            [_with_outer(h, self.middleware) for h in handlers],
             serializer=self.serializer,
             producer=producer,
             dead_letter_topic=self.dead_letter_topic,
@@ -352,12 +416,28 @@ class EventListener:
                 logger.error("stopping the consumer or producer failed: %r", exc)
                 self._crash = self._crash or exc
 
+    async def _prepared_handlers(self) -> list[Handler]:
+        """The handlers with overrides applied and app-scoped values injected; without an
+        app, the listener enters its app-scoped dependencies itself until it stops."""
+        overrides = {**self._app_overrides, **self.dependency_overrides}
+        values = self._app_values
+        if values is None:
+            calls = self.app_scoped_dependencies(self._app_overrides)
+            values = await enter_app_scoped(calls, self._own_app_scope) if calls else {}
+        if not overrides and not values:
+            return self.handlers
+        return [h.replanned(overrides, values) for h in self.handlers]
+
     async def _shut_down(self, parts: list[Any]) -> None:
         try:
-            for part in reversed(parts):
-                await stop_if_possible(part)
+            try:
+                for part in reversed(parts):
+                    await stop_if_possible(part)
+            finally:
+                await self._own_app_scope.aclose()
         finally:
             self._running = False
+            self._scheduler = None
             self._pulling = self._run = None
             self._ready.clear()
             self._done.set()
@@ -370,10 +450,13 @@ class EventListener:
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
         ordered = self.ordered
         messages = consumer.listen()
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if scheduler.full:  # room for a message before pulling it: backpressure
+                    self._waiting_for_room_since = loop.time()
                     await scheduler.wait_for_room()
+                    self._waiting_for_room_since = None
                 try:
                     msg = await anext(messages)
                 except StopAsyncIteration:

@@ -44,6 +44,11 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
+    def in_flight(self) -> int:
+        """Messages submitted and not settled yet."""
+        return self._limit - self._free
+
+    @property
     def full(self) -> bool:
         """True while `limit` messages are in flight."""
         return self._free == 0

@@ -1,0 +1,165 @@
+"""`App`: a service's listeners and emitters, its lifespan and its app-scoped dependencies,
+started and stopped as one unit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any
+
+from typing_extensions import Self
+
+from dispytch.di.app_scope import enter_app_scoped
+from dispytch.di.plan import Call
+from dispytch.emitter.emitter import EventEmitter
+from dispytch.event import EventBase
+from dispytch.health import AppHealth
+from dispytch.listener.listener import EventListener
+
+logger = logging.getLogger("dispytch.app")
+
+Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
+"""`lifespan(app)`: an async context manager entered before anything starts and exited
+after everything stopped (an `@asynccontextmanager` function, as in Starlette)."""
+
+
+class App:
+    """Starts listeners and emitters as one unit, runs until stopped, stops them gracefully.
+
+    Starting enters `lifespan`, starts the emitters, enters the app-scoped dependencies
+    (`Dependency(func, scope="app")`) every listener's handlers use, then starts the
+    listeners; if any step fails, what started is stopped and no listener pulls.
+    Stopping goes the other way: listeners first (in-flight handlers get `stop_timeout`
+    seconds), then app-scoped dependencies, emitters, lifespan.
+
+    `dependency_overrides` (`{original: replacement}`) replaces dependencies, nested ones
+    included, in every listener; a listener's own overrides win. `emits` lists the event
+    classes the app emits, for generated documentation.
+    """
+
+    def __init__(
+        self,
+        listeners: Sequence[EventListener] = (),
+        emitters: Sequence[EventEmitter] = (),
+        *,
+        lifespan: Lifespan | None = None,
+        emits: Sequence[type[EventBase]] = (),
+        stop_timeout: float = 30.0,
+    ) -> None:
+        self.listeners = list(listeners)
+        self.emitters = list(emitters)
+        self.lifespan = lifespan
+        self.emits = list(emits)
+        self.stop_timeout = stop_timeout
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._stack: AsyncExitStack | None = None
+        self._started: list[EventListener] = []
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start everything; return once every listener is consuming."""
+        if self._stack is not None:
+            raise RuntimeError("the app is already started")
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+        stack = AsyncExitStack()
+        try:
+            if self.lifespan is not None:
+                await stack.enter_async_context(self.lifespan(self))
+            for emitter in self.emitters:
+                await stack.enter_async_context(emitter)
+            values = await enter_app_scoped(self.app_scoped_dependencies(), stack)
+            for listener in self.listeners:
+                listener.provide_app_scope(values, dict(self.dependency_overrides))
+            stack.push_async_callback(self._stop_listeners)
+            for listener in self.listeners:
+                await listener.start()
+                self._started.append(listener)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop listeners (in-flight handlers get `timeout` seconds, by default
+        `stop_timeout`), then app-scoped dependencies, emitters and lifespan."""
+        self._stopping = True
+        self._stop_requested.set()
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        if timeout is not None:
+            self.stop_timeout = timeout
+        await stack.aclose()
+
+    def request_stop(self) -> None:
+        """Make `run()` stop the app; for signal handlers. Readiness turns false at once."""
+        self._stopping = True
+        self._stop_requested.set()
+
+    async def run(self) -> None:
+        """Start, run until `request_stop()` (or a listener fails), then stop.
+
+        Raises what made a listener fail, after stopping the rest.
+        """
+        await self.start()
+        stopped = asyncio.ensure_future(self._stop_requested.wait())
+        failures = [asyncio.ensure_future(listener.wait_stopped()) for listener in self._started]
+        try:
+            await asyncio.wait({stopped, *failures}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (stopped, *failures):
+                waiter.cancel()
+            ended = [f for f in failures if f.done() and not f.cancelled()]
+            await self.stop()
+        for waiter in ended:
+            waiter.result()  # a listener that failed raises here
+        if ended and not self._stopping:
+            raise RuntimeError("a listener stopped on its own; the app stopped with it")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- health and dependencies ---------------------------------------------------------
+
+    async def health(self, *, stale_after: float = 60.0, ping_timeout: float = 2.0) -> AppHealth:
+        """Ready when the app runs, is not stopping, and every listener is ready."""
+        listeners = tuple(
+            await asyncio.gather(
+                *(
+                    listener.health(stale_after=stale_after, ping_timeout=ping_timeout)
+                    for listener in self.listeners
+                )
+            )
+        )
+        if self._stack is None:
+            return AppHealth(False, listeners, "not started")
+        if self._stopping:
+            return AppHealth(False, listeners, "stopping")
+        reasons = [h.reason for h in listeners if not h.ready]
+        return AppHealth(
+            not reasons, listeners, "; ".join(r or "not ready" for r in reasons) or None
+        )
+
+    def app_scoped_dependencies(self) -> list[Call]:
+        """The app-scoped dependencies of every listener, each once, dependencies first."""
+        found: dict[Callable[..., Any], Call] = {}
+        for listener in self.listeners:
+            for call in listener.app_scoped_dependencies(self.dependency_overrides):
+                found.setdefault(call.func, call)
+        return list(found.values())
+
+    async def _stop_listeners(self) -> None:
+        started, self._started = self._started, []
+        await asyncio.gather(*(listener.stop(self.stop_timeout) for listener in started))
+        for listener in started:
+            listener.provide_app_scope(None, {})

@@ -1,0 +1,134 @@
+"""App: lifespan order, app-scoped dependencies, dependency overrides, health."""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import pytest
+from support import eventually, fresh
+
+from dispytch import App, Dependency, DependencyError, Event, EventBase, EventEmitter, EventListener
+
+
+class Ping(EventBase):
+    __topic__ = "pings"
+    __event_type__ = "ping"
+
+    n: int
+
+
+def memory_listener(url: str, group: str = "g") -> EventListener:
+    return EventListener.from_url(url, group=group)
+
+
+async def test_lifespan_dependencies_and_listeners_start_and_stop_in_order() -> None:
+    url, log = f"memory://{fresh('app')}", []
+
+    async def pool() -> AsyncIterator[str]:
+        log.append("pool entered")
+        yield "pool"
+        log.append("pool exited")
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        log.append("lifespan entered")
+        yield
+        log.append("lifespan exited")
+
+    listener = memory_listener(url)
+
+    @listener.handler(topic="pings", event="ping")
+    async def handle(event: Event[Any], db: Annotated[str, Dependency(pool, scope="app")]) -> None:
+        log.append(f"handled {event.body['n']} with {db}")
+
+    emitter = EventEmitter.from_url(url)
+    async with App([listener], [emitter], lifespan=lifespan) as app:
+        assert (await app.health()).ready
+        await emitter.emit(Ping(n=1))
+        await eventually(lambda: "handled 1 with pool" in log)
+    assert log == [
+        "lifespan entered",
+        "pool entered",
+        "handled 1 with pool",
+        "pool exited",
+        "lifespan exited",
+    ]
+    assert not (await app.health()).ready
+
+
+async def test_overrides_replace_nested_dependencies_app_and_listener_level() -> None:
+    url, seen = f"memory://{fresh('app')}", []
+
+    def settings() -> str:
+        return "production"
+
+    def client(config: Annotated[str, Dependency(settings)]) -> str:
+        return f"client({config})"
+
+    first, second = memory_listener(url, "a"), memory_listener(url, "b")
+    for name, listener in (("first", first), ("second", second)):
+
+        @listener.handler(topic="pings", event="ping")
+        async def handle(c: Annotated[str, Dependency(client)], who: str = name) -> None:
+            seen.append((who, c))
+
+    app = App([first, second])
+    app.dependency_overrides[settings] = lambda: "test"
+    second.dependency_overrides[client] = lambda: "fake client"
+    async with app, EventEmitter.from_url(url) as emitter:
+        await emitter.emit(Ping(n=1))
+        await eventually(lambda: len(seen) == 2)
+    assert sorted(seen) == [("first", "client(test)"), ("second", "fake client")]
+
+
+async def test_an_app_scoped_dependency_cannot_take_per_event_values() -> None:
+    def per_event(event: Event[Any]) -> int:
+        return 1
+
+    listener = memory_listener(f"memory://{fresh('app')}")
+    with pytest.raises(DependencyError, match=r"app-scoped.*'event'"):
+
+        @listener.handler(topic="pings", event="ping")
+        async def handle(x: Annotated[int, Dependency(per_event, scope="app")]) -> None: ...
+
+
+async def test_a_failing_lifespan_starts_no_listener() -> None:
+    listener = memory_listener(f"memory://{fresh('app')}")
+
+    @listener.handler(topic="pings", event="ping")
+    async def handle(event: Event[Any]) -> None: ...
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        raise RuntimeError("database down")
+        yield
+
+    with pytest.raises(RuntimeError, match="database down"):
+        await App([listener], lifespan=lifespan).start()
+    assert not (await listener.health()).consuming
+
+
+async def test_a_listener_alone_enters_its_app_scoped_dependencies_itself() -> None:
+    url, log = f"memory://{fresh('app')}", []
+
+    def counter() -> Iterator[list[int]]:
+        log.append("entered")
+        yield []
+        log.append("exited")
+
+    listener = memory_listener(url)
+
+    @listener.handler(topic="pings", event="ping")
+    async def handle(
+        event: Event[Any], seen: Annotated[list[int], Dependency(counter, scope="app")]
+    ) -> None:
+        seen.append(event.body["n"])
+        log.append(f"seen {seen}")
+
+    await listener.start()
+    async with EventEmitter.from_url(url) as emitter:
+        await emitter.emit(Ping(n=1))
+        await emitter.emit(Ping(n=2))
+        await eventually(lambda: "seen [1, 2]" in log)
+    await listener.stop()
+    assert log == ["entered", "seen [1]", "seen [1, 2]", "exited"]
