@@ -187,6 +187,10 @@ class KafkaConsumer(Consumer):
         again = dataclasses.replace(msg, attempt=msg.attempt + 1)
         heapq.heappush(self._redeliveries, (due, next(self._sequence), again, partition))
 
+    async def ping(self) -> None:
+        """Fetch the cluster's metadata; raise when no broker answers."""
+        await self._running()._client.fetch_all_metadata()
+
     async def commit(self) -> None:
         """Commit, for every assigned partition, the offsets acked contiguously so far."""
         async with self._commit_lock:

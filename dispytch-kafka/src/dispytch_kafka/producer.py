@@ -125,6 +125,14 @@ class KafkaProducer(Producer):
                     self._client = None
             self._owns_client = False
 
+    async def ping(self) -> None:
+        """Fetch the cluster's metadata (starting the producer first); raise when no
+        broker answers."""
+        if not self._started:
+            await self.start()
+        assert self._client is not None
+        await self._client.client.fetch_all_metadata()
+
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """Publish `payload` to `topic` and wait until Kafka confirms it."""
         await self.publish(OutgoingMessage(topic, payload, config))

@@ -124,6 +124,14 @@ class RabbitMQConsumer(Consumer):
             self._unsettled.add(msg)
             yield msg
 
+    async def ping(self) -> None:
+        """Raise unless the connection and every consuming channel are open."""
+        if self._connection is not None and self._connection.is_closed:
+            raise ConnectionError("the connection to RabbitMQ is closed")
+        for queue in self.queues:
+            if queue.channel.is_closed:
+                raise ConnectionError(f"the channel consuming {queue.name!r} is closed")
+
     async def ack(self, msg: Message) -> None:
         """Acknowledge a handled message."""
         self._unsettled.discard(msg)

@@ -98,6 +98,14 @@ class RabbitMQProducer(Producer):
             self.exchanges = {}
             await connection.close()
 
+    async def ping(self) -> None:
+        """Connect if needed; raise unless the connection and channel are open."""
+        await self.start()
+        if self._connection is not None and self._connection.is_closed:
+            raise ConnectionError("the connection to RabbitMQ is closed")
+        if self._channel is not None and self._channel.is_closed:
+            raise ConnectionError("the publishing channel to RabbitMQ is closed")
+
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """Publish `payload` with routing key `topic`; see `publish`."""
         await self.publish(OutgoingMessage(topic, payload, config))

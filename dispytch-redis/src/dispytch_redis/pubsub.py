@@ -46,6 +46,10 @@ class RedisProducer(Producer):
         except TimeoutError as exc:
             raise ProducerTimeout(f"Redis did not confirm PUBLISH to {topic!r} in time") from exc
 
+    async def ping(self) -> None:
+        """PING; raise when Redis does not answer."""
+        await self.redis.ping()
+
     async def stop(self) -> None:
         """Close the client if this producer owns it."""
         if self.close_client:

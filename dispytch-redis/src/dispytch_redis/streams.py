@@ -62,6 +62,10 @@ class RedisStreamProducer(Producer):
                 f"Redis did not confirm XADD to {message.topic!r} in time"
             ) from exc
 
+    async def ping(self) -> None:
+        """PING; raise when Redis does not answer."""
+        await self.redis.ping()
+
     async def stop(self) -> None:
         """Close the client if this producer owns it."""
         if self.close_client:
@@ -158,6 +162,10 @@ class RedisStreamConsumer(Consumer):
             backoff.reset()
             for message in batch:
                 yield message
+
+    async def ping(self) -> None:
+        """PING; raise when Redis does not answer."""
+        await self.redis.ping()
 
     def ack(self, msg: Message) -> None:
         """Queue an XACK for the entry; queued acks are sent at once, in batches."""

@@ -48,6 +48,9 @@ class MemoryConsumer(Consumer):
                 raw=delivery,
             )
 
+    async def ping(self) -> None:
+        """The in-process broker always answers."""
+
     def ack(self, msg: Message) -> None:
         self._held.pop(msg.metadata["delivery_id"], None)
 

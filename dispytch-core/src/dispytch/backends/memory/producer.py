@@ -20,6 +20,9 @@ class MemoryProducer(Producer):
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
 
+    async def ping(self) -> None:
+        """The in-process broker always answers."""
+
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         await self.publish(OutgoingMessage(topic, payload, config))
 
