@@ -14,19 +14,31 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from dispytch.emitter.producer import OutgoingMessage
 from dispytch.event import Event, EventBase
 from dispytch.listener.consumer import Message
+from dispytch.routing import TopicPattern
 
 if TYPE_CHECKING:
     from dispytch.di.resolve import Scope
-    from dispytch.listener.handler import Handler
 
 CtxT = TypeVar("CtxT")
 CallNext = Callable[[CtxT], Awaitable[Any]]
 Middleware = Callable[[CtxT, CallNext[CtxT]], Awaitable[Any]]
+
+
+class HandlerInfo(Protocol):
+    """What middleware sees of the handler it wraps."""
+
+    @property
+    def name(self) -> str:
+        """The handler function's module and qualified name."""
+
+    @property
+    def pattern(self) -> TopicPattern:
+        """The topic pattern the handler listens to."""
 
 
 @dataclass(slots=True)
@@ -39,7 +51,7 @@ class Context:
 
     event: Event[Any]
     scope: Scope = field(repr=False)
-    handler: Handler
+    handler: HandlerInfo
     attempt: int = 1
     state: dict[str, Any] = field(default_factory=dict)
 

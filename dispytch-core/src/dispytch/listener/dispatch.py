@@ -7,7 +7,7 @@ import asyncio
 import enum
 import inspect
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from dispytch.dead_letter import DeadLetter, Reason
@@ -60,7 +60,7 @@ class Dispatcher:
         self.max_deliveries = max_deliveries
         self.redelivery_delay = redelivery_delay
         self._chains = {
-            id(h): Chain.build(h.middleware, _endpoint).run
+            id(h): Chain.build(h.middleware, _endpoint(h)).run
             for h in handlers
             if h.middleware or h.plan.wants_context
         }
@@ -206,9 +206,14 @@ class Dispatcher:
         return Outcome.ACK
 
 
-def _endpoint(ctx: Context) -> Awaitable[Any]:
-    """The innermost link of every middleware chain: the handler call."""
-    return run(ctx.handler.plan, ctx.scope)
+def _endpoint(handler: Handler) -> Callable[[Context], Awaitable[Any]]:
+    """The innermost link of `handler`'s middleware chain: the handler call."""
+    plan = handler.plan
+
+    def call_handler(ctx: Context) -> Awaitable[Any]:
+        return run(plan, ctx.scope)
+
+    return call_handler
 
 
 def _event_body(handler: Handler) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from typing_extensions import Self
 
 from dispytch.backends.backend import Backend, Subscription
-from dispytch.backends.requirements import check_requirements
+from dispytch.backends.requirements import ListenerNeeds, check_requirements
 from dispytch.backends.selection import select_backend, settings_from_config
 from dispytch.dead_letter import check_topic_template
 from dispytch.di.app_scope import enter_app_scoped
@@ -362,7 +362,7 @@ class EventListener:
                 f"listener on backend {self.backend.name!r} has no handlers, "
                 "so nothing to subscribe to"
             )
-        check_requirements(self.backend, self.backend_settings, self)
+        check_requirements(self.backend, self.backend_settings, self._needs())
         self.consumer = self.backend.create_consumer(self.backend_settings, self.subscription)
         dead_letters = self.dead_letter_topic is not None or any(
             h.spec.dead_letter_topic not in (DEFAULT, None) for h in self.handlers
@@ -446,6 +446,17 @@ class EventListener:
         crash, self._crash = self._crash, None
         if crash is not None:
             raise crash
+
+    def _needs(self) -> ListenerNeeds:
+        return ListenerNeeds(
+            group=self.group or "",
+            requires=self.requires,
+            native_dead_letter=self.native_dead_letter,
+            wildcard_topics=tuple(
+                str(h.pattern) for h in self.handlers if not h.pattern.is_literal
+            ),
+            dead_letter_topic=self.dead_letter_topic is not None,
+        )
 
     async def _pull(self, consumer: Consumer, scheduler: Scheduler) -> None:
         ordered = self.ordered
