@@ -23,6 +23,13 @@ from dispytch.emitter.producer import (
     publisher,
 )
 from dispytch.event import EventBase
+from dispytch.instrumentation import (
+    Emission,
+    Instrumentation,
+    Source,
+    check_instrumentation,
+    combine,
+)
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.middleware import Chain, EmitContext, Middleware
 from dispytch.serialization import Envelope, JSONSerializer, Serializer
@@ -63,6 +70,8 @@ class EventEmitter:
         self._enqueue = producer.enqueue if isinstance(producer, SupportsEnqueue) else None
         self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
         self._warned_headers = False
+        self.instrumentation: list[Instrumentation] = []
+        self._observer: Instrumentation | None = None
 
     @classmethod
     def from_backend(
@@ -89,6 +98,17 @@ class EventEmitter:
         emitter = cls(backend.create_producer(settings), **(options or {}))
         emitter.backend = backend
         return emitter
+
+    def add_instrumentation(self, instrumentation: Instrumentation) -> None:
+        """Report every emit to `instrumentation` (tracing, metrics; see
+        `dispytch.instrumentation`); it may add headers, such as a trace context."""
+        self.instrumentation.append(check_instrumentation(instrumentation))
+        self._observer = combine(self.instrumentation)
+
+    @property
+    def source(self) -> Source:
+        """The backend's name (never its URL), for instrumentation."""
+        return Source(self.backend.name if self.backend else type(self.producer).__name__)
 
     def on_timeout(self, callback: C) -> C:
         """Register `callback(event)` (sync or async) for sends that time out; a decorator."""
@@ -164,9 +184,28 @@ class EventEmitter:
 
     def _hand_over(self, event: EventBase, message: OutgoingMessage) -> Awaitable[Any]:
         """Pass `message` through middleware (if any) to the producer; what to await."""
+        if self._observer is not None:
+            return self._hand_over_observed(event, message, self._observer)
         if self._chain is not None:
             return self._chain(EmitContext(event, message))
         return self._produce(message)
+
+    def _hand_over_observed(
+        self, event: EventBase, message: OutgoingMessage, observer: Instrumentation
+    ) -> Awaitable[Any]:
+        """`_hand_over`, reporting the emit to `observer`. The producer is called now, in
+        order, as without instrumentation; the result reports how it ended."""
+        emission = Emission(event, message, self.source, time.perf_counter())
+        observer.emit_started(emission)
+        try:
+            if self._chain is not None:
+                handed = self._chain(EmitContext(event, message))
+            else:
+                handed = self._produce(message)
+        except Exception as exc:
+            _emit_ended(observer, emission, exc)
+            raise
+        return _observed(handed, observer, emission)
 
     def _produce(self, message: OutgoingMessage) -> Awaitable[None]:
         """Give `message` to the producer: enqueued when it can be, else published."""
@@ -232,6 +271,25 @@ async def _in_order(awaitables: list[Awaitable[Any]]) -> list[Any]:
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
+
+
+async def _observed(handed: Awaitable[Any], observer: Instrumentation, emission: Emission) -> Any:
+    """Await `handed`, then tell `observer` how the emit of `emission` ended."""
+    try:
+        result = await handed
+    except BaseException as exc:
+        _emit_ended(observer, emission, exc)
+        raise
+    _emit_ended(observer, emission, None)
+    return result
+
+
+def _emit_ended(observer: Instrumentation, emission: Emission, error: BaseException | None) -> None:
+    emission.duration = time.perf_counter() - emission.started_at
+    if error is None:
+        observer.event_emitted(emission)
+    else:
+        observer.emit_failed(emission, error)
 
 
 def _failed(exc: Exception) -> asyncio.Future[None]:

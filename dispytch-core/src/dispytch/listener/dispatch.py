@@ -7,6 +7,7 @@ import asyncio
 import enum
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
@@ -14,6 +15,13 @@ from dispytch.dead_letter import DeadLetter, Reason
 from dispytch.di.plan import EventParam
 from dispytch.di.resolve import InvalidEvent, Scope, run
 from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
+from dispytch.instrumentation import (
+    Delivery,
+    HandlerCall,
+    Instrumentation,
+    SettledOutcome,
+    Source,
+)
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
 from dispytch.middleware import Chain, Context
@@ -30,12 +38,25 @@ class Outcome(enum.IntEnum):
     """How a handled message is settled; the strongest outcome of its handlers wins."""
 
     ACK = 0
-    NACK = 1
-    SETTLED = 2  # the broker dead-lettered it natively; nothing more to do
+    DEAD_LETTERED = 1  # published to a dead-letter topic, then acked
+    NACK = 2
+    SETTLED = 3  # the broker dead-lettered it natively; nothing more to do
+
+
+_SETTLED_AS: dict[Outcome, SettledOutcome] = {
+    Outcome.ACK: "ack",
+    Outcome.DEAD_LETTERED: "dead_letter",
+    Outcome.NACK: "nack",
+    Outcome.SETTLED: "native_dead_letter",
+}
 
 
 class Dispatcher:
-    """Handles single messages for a listener; never raises for a bad message."""
+    """Handles single messages for a listener; never raises for a bad message.
+
+    With an `instrumentation`, `handle` reports every message to it (and the
+    uninstrumented path does no work for that).
+    """
 
     def __init__(
         self,
@@ -49,6 +70,8 @@ class Dispatcher:
         on_unmatched: UnmatchedPolicy,
         max_deliveries: int | None,
         redelivery_delay: float,
+        source: Source | None = None,
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         self.consumer = consumer
         self.handlers = handlers
@@ -66,17 +89,42 @@ class Dispatcher:
         }
         self._body = {id(h): _event_body(h) for h in handlers}
         self._routes: dict[tuple[str, str], list[tuple[Handler, dict[str, str]]]] = {}
+        self.source = source or Source(type(consumer).__name__)
+        self.instrumentation = instrumentation
+        self._deliveries: dict[int, Delivery] = {}  # by id(message), while instrumented
+        if instrumentation is not None:
+            self.handle = self._handle_observed  # type: ignore[method-assign]
 
-    async def handle(self, msg: Message) -> None:
-        """Run every matching handler on `msg`, then ack, nack or leave it to the broker."""
+    async def handle(self, msg: Message) -> Outcome:
+        """Run every matching handler on `msg`, then ack, nack or leave it to the broker;
+        returns how it was settled."""
         outcome = await self._outcome(msg)
-        if outcome is Outcome.ACK:
+        if outcome is Outcome.ACK or outcome is Outcome.DEAD_LETTERED:
             result = self.consumer.ack(msg)
             if result is not None and inspect.isawaitable(result):
                 await result
         elif outcome is Outcome.NACK:
             assert isinstance(self.consumer, SupportsNack)
             await self.consumer.nack(msg, delay=self.redelivery_delay)
+        return outcome
+
+    async def _handle_observed(self, msg: Message) -> Outcome:
+        """`handle`, reporting the message, its handler calls and its settling."""
+        assert self.instrumentation is not None
+        delivery = Delivery(msg, self.source)
+        self._deliveries[id(msg)] = delivery
+        self.instrumentation.message_received(delivery)
+        try:
+            outcome = await Dispatcher.handle(self, msg)  # the method this one stands in for
+            delivery.outcome = _SETTLED_AS[outcome]
+        except BaseException as exc:
+            delivery.outcome = "unsettled"
+            delivery.reason = "stopped" if isinstance(exc, asyncio.CancelledError) else "failed"
+            raise
+        finally:
+            del self._deliveries[id(msg)]
+            self.instrumentation.message_settled(delivery)
+        return outcome
 
     def _outcome(self, msg: Message) -> Awaitable[Outcome]:
         """The coroutine that handles `msg` and says how to settle it."""
@@ -121,19 +169,29 @@ class Dispatcher:
     ) -> Outcome:
         policy = handler.spec.retry
         chain = self._chains.get(id(handler))  # None: no middleware, no Context to build
+        call = None if self.instrumentation is None else self._call(handler, msg, envelope)
         attempt = 1
         while True:
             scope = Scope(envelope, msg, segments)
+            if call is not None:
+                self._started(call, attempt)
             try:
                 if chain is None:
                     await run(handler.plan, scope)
                 else:
                     event = scope.event(self._body[id(handler)])
                     await chain(Context(event, scope, handler, attempt))
+                if call is not None:
+                    self._finished(call, None)
                 return Outcome.ACK
             except InvalidEvent as exc:
-                return await self._dead_letter(msg, exc, "invalid", handler, attempt)
+                if call is not None:
+                    self._finished(call, exc)
+                return await self._dead_letter(msg, exc, "invalid", handler, attempt, envelope)
             except Exception as exc:
+                if call is not None:
+                    self._finished(call, exc)
+                fields = _log_fields(self.source, msg, envelope, handler, attempt)
                 if not policy.should_retry(exc, attempt):
                     logger.warning(
                         "handler %s failed on %s (attempt %d): %r",
@@ -141,21 +199,73 @@ class Dispatcher:
                         msg.topic,
                         attempt,
                         exc,
+                        extra=fields,
                     )
-                    return await self._dead_letter(msg, exc, "handler_failed", handler, attempt)
+                    return await self._dead_letter(
+                        msg, exc, "handler_failed", handler, attempt, envelope
+                    )
                 delay = policy.delay(attempt)
                 logger.info(
-                    "handler %s failed (%r); retry %d in %.2fs", handler.name, exc, attempt, delay
+                    "handler %s failed (%r); retry %d in %.2fs",
+                    handler.name,
+                    exc,
+                    attempt,
+                    delay,
+                    extra=fields,
                 )
+                if call is not None:
+                    self.instrumentation.retry_scheduled(call, delay)  # type: ignore[union-attr]
                 await asyncio.sleep(delay)
                 attempt += 1
+            except BaseException as exc:  # cancelled: the listener is stopping
+                if call is not None:
+                    self._finished(call, exc)
+                raise
+
+    def _call(self, handler: Handler, msg: Message, envelope: Envelope) -> HandlerCall:
+        """What the instrumentation hears of `handler`'s attempts on `msg`."""
+        delivery = self._deliveries[id(msg)]
+        delivery.event_type, delivery.event_id = envelope.type, envelope.id
+        pattern = handler.pattern.text
+        if delivery.pattern is None:
+            delivery.pattern = pattern
+        return HandlerCall(delivery, handler.name, pattern, 1, {})
+
+    def _started(self, call: HandlerCall, attempt: int) -> None:
+        call.attempt, call.error = attempt, None
+        call.started_at = time.perf_counter()
+        self.instrumentation.handler_started(call)  # type: ignore[union-attr]
+
+    def _finished(self, call: HandlerCall, error: BaseException | None) -> None:
+        call.duration, call.error = time.perf_counter() - call.started_at, error
+        self.instrumentation.handler_finished(call)  # type: ignore[union-attr]
+
+    def _note(
+        self, msg: Message, reason: str, handler: Handler | None, envelope: Envelope | None
+    ) -> None:
+        """Tell the instrumented delivery of `msg` why it is settled as it is."""
+        delivery = self._deliveries.get(id(msg))
+        if delivery is None:
+            return
+        delivery.reason = reason
+        if handler is not None:
+            delivery.pattern = handler.pattern.text
+        if envelope is not None:
+            delivery.event_type, delivery.event_id = envelope.type, envelope.id
 
     async def _unmatched(self, msg: Message, envelope: Envelope) -> Outcome:
         if self.on_unmatched == "ack":
-            logger.info("no handler for event type %r on %s; acked", envelope.type, msg.topic)
+            if self.instrumentation is not None:
+                self._note(msg, "unmatched", None, envelope)
+            logger.info(
+                "no handler for event type %r on %s; acked",
+                envelope.type,
+                msg.topic,
+                extra=_log_fields(self.source, msg, envelope, None, 1, "ack", "unmatched"),
+            )
             return Outcome.ACK
         error = LookupError(f"no handler for event type {envelope.type!r} on topic {msg.topic!r}")
-        return await self._dead_letter(msg, error, "unmatched", None, 1)
+        return await self._dead_letter(msg, error, "unmatched", None, 1, envelope)
 
     async def _dead_letter(
         self,
@@ -164,6 +274,7 @@ class Dispatcher:
         reason: Reason,
         handler: Handler | None,
         attempts: int,
+        envelope: Envelope | None = None,
     ) -> Outcome:
         """Send `msg` where failed messages go; the outcome says how to settle it.
 
@@ -171,6 +282,9 @@ class Dispatcher:
         back, but only when another try may succeed: after a handler failure or a
         failed dead-letter publish, not for a payload that can never decode.
         """
+        if self.instrumentation is not None:
+            self._note(msg, reason, handler, envelope)
+        fields = _log_fields(self.source, msg, envelope, handler, attempts, reason=reason)
         if self.native_dead_letter:
             assert isinstance(self.consumer, SupportsDeadLetter)
             await self.consumer.dead_letter(msg, f"{reason}: {type(error).__name__}: {error}")
@@ -188,22 +302,52 @@ class Dispatcher:
                 payload = self.serializer.dumps(letter.envelope())
                 await publisher(self.producer)(OutgoingMessage(topic, payload))
             except Exception:
-                logger.exception("could not publish a dead letter to %s", topic)
+                logger.exception("could not publish a dead letter to %s", topic, extra=fields)
                 retryable = True
             else:
+                fields["outcome"] = "dead_letter"
                 logger.warning(
-                    "dead-lettered a message from %s to %s (%s)", msg.topic, topic, reason
+                    "dead-lettered a message from %s to %s (%s)",
+                    msg.topic,
+                    topic,
+                    reason,
+                    extra=fields,
                 )
-                return Outcome.ACK
+                return Outcome.DEAD_LETTERED
         if retryable and isinstance(self.consumer, SupportsNack):
             return Outcome.NACK
+        fields["outcome"] = "ack"
         logger.error(
             "message from %s could not be handled and has no dead-letter destination; "
             "acking it to keep the stream moving. Dead letter: %s",
             msg.topic,
             letter.model_dump_json(),
+            extra=fields,
         )
         return Outcome.ACK
+
+
+def _log_fields(
+    source: Source,
+    msg: Message,
+    envelope: Envelope | None,
+    handler: Handler | None,
+    attempt: int,
+    outcome: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The context of a log line about `msg`, as `extra` fields of its record."""
+    return {
+        "topic": msg.topic,
+        "event_type": envelope.type if envelope is not None else None,
+        "event_id": envelope.id if envelope is not None else None,
+        "handler": handler.name if handler is not None else None,
+        "attempt": attempt,
+        "group": source.group,
+        "backend": source.backend,
+        "outcome": outcome,
+        "reason": reason,
+    }
 
 
 def _endpoint(handler: Handler) -> Callable[[Context], Awaitable[Any]]:

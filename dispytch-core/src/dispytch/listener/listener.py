@@ -20,6 +20,13 @@ from dispytch.di.app_scope import enter_app_scoped
 from dispytch.di.plan import Call, Overrides, app_scoped_calls
 from dispytch.emitter.producer import Producer
 from dispytch.health import ListenerHealth, reachable
+from dispytch.instrumentation import (
+    Instrumentation,
+    ReportsReconnects,
+    Source,
+    check_instrumentation,
+    combine,
+)
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.listener.consumer import Consumer
 from dispytch.listener.dispatch import Dispatcher, UnmatchedPolicy
@@ -104,6 +111,8 @@ class EventListener:
         self._running = False
         self._scheduler: Scheduler | None = None
         self._waiting_for_room_since: float | None = None
+        self.instrumentation: list[Instrumentation] = []
+        self._observer: Instrumentation | None = None  # while the consumer runs, if attached
         self._own_app_scope = AsyncExitStack()
         self._app_values: Mapping[Callable[..., Any], Any] | None = None
         self._app_overrides: Overrides = {}
@@ -210,6 +219,18 @@ class EventListener:
         self._require_idle("add middleware")
         self.middleware.append(middleware)
 
+    def add_instrumentation(self, instrumentation: Instrumentation) -> None:
+        """Report received messages, handler calls and outcomes to `instrumentation`
+        (tracing, metrics; see `dispytch.instrumentation`)."""
+        self._require_idle("add instrumentation")
+        self.instrumentation.append(check_instrumentation(instrumentation))
+
+    @property
+    def source(self) -> Source:
+        """The backend's name (never its URL) and the consumer group, for instrumentation."""
+        backend = self.backend.name if self.backend else type(self.consumer).__name__
+        return Source(backend, self.group)
+
     # -- running ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -238,6 +259,7 @@ class EventListener:
         if self._stopping:  # stop() was called while the consumer was starting
             await self._shut_down(started)
             return
+        self._observe(consumer)
         dispatcher = self._dispatcher(consumer, producer, handlers)
         self._scheduler = scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
         self._pulling = asyncio.create_task(self._pull(consumer, scheduler))
@@ -384,7 +406,19 @@ class EventListener:
             on_unmatched=self.on_unmatched,
             max_deliveries=self.max_deliveries,
             redelivery_delay=self.redelivery_delay,
+            source=self.source,
+            instrumentation=self._observer,
         )
+
+    def _observe(self, consumer: Consumer) -> None:
+        """Tell the instrumentation (if any) that `consumer` started, and when it reconnects."""
+        self._observer = observer = combine(self.instrumentation)
+        if observer is None:
+            return
+        source = self.source
+        observer.consumer_started(source)
+        if isinstance(consumer, ReportsReconnects):
+            consumer.on_reconnect(lambda: observer.consumer_reconnected(source))
 
     async def _consume(
         self, pulling: asyncio.Task[None], scheduler: Scheduler, parts: list[Any]
@@ -440,6 +474,9 @@ class EventListener:
             self._scheduler = None
             self._pulling = self._run = None
             self._ready.clear()
+            if self._observer is not None:
+                self._observer.consumer_stopped(self.source)
+                self._observer = None
             self._done.set()
 
     def _raise_crash(self) -> None:

@@ -18,7 +18,7 @@ from dispytch.listener.consumer import Message
 
 logger = logging.getLogger("dispytch.listener")
 
-Handle = Callable[[Message], Awaitable[None]]
+Handle = Callable[[Message], Awaitable[object]]
 
 
 class Scheduler:
@@ -154,7 +154,9 @@ class Scheduler:
                 await handle(msg)
             except Exception:
                 logger.exception(
-                    "settling a message from %s failed; the broker will redeliver it", msg.topic
+                    "settling a message from %s failed; the broker will redeliver it",
+                    msg.topic,
+                    extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
                 )
             finally:
                 self._release()
