@@ -62,6 +62,7 @@ class EventEmitter:
         self.serializer: Serializer = serializer or JSONSerializer()
         self.raise_on_timeout = raise_on_timeout
         self.backend: Backend | None = None
+        self.backend_settings: Any = None
         self._timeout_callback: TimeoutCallback | None = None
         self._chain = (
             Chain.build(list(middleware), self._past_middleware).run if middleware else None
@@ -97,6 +98,7 @@ class EventEmitter:
     def _on(cls, backend: Backend, settings: Any, options: Mapping[str, Any] | None) -> Self:
         emitter = cls(backend.create_producer(settings), **(options or {}))
         emitter.backend = backend
+        emitter.backend_settings = settings
         return emitter
 
     def add_instrumentation(self, instrumentation: Instrumentation) -> None:

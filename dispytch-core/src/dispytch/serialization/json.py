@@ -17,6 +17,8 @@ class JSONSerializer:
     escapes, nesting deeper than 200 levels) are parsed by `json`, so both accept the same.
     """
 
+    content_type = "application/json"
+
     def dumps(self, envelope: Envelope) -> bytes:
         return json.dumps(envelope.as_dict()).encode()
 

@@ -17,6 +17,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 class MessagePackSerializer:
     """Envelopes as msgpack maps; smaller and faster than JSON for large bodies."""
 
+    content_type = "application/msgpack"
+
     def dumps(self, envelope: Envelope) -> bytes:
         packed: bytes = msgpack.packb(envelope.as_dict())
         return packed

@@ -1,0 +1,70 @@
+"""Servers from backend settings, with every credential left out.
+
+Only the scheme, host, port and path of a connection URL are kept: the user, the
+password and the query (which may carry tokens) never reach the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from dispytch.backends.backend import Backend
+
+_SASL_SCHEMES = {"PLAIN": "plain", "SCRAM-SHA-256": "scramSha256", "SCRAM-SHA-512": "scramSha512"}
+
+
+def server(backend: Backend, settings: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The Server Object for `backend` configured with `settings`, and the Security Scheme
+    Object its credentials call for (None when it connects without any)."""
+    url = _url(settings)
+    if url is not None:
+        found = _from_url(url, backend.name)
+    elif getattr(settings, "bootstrap_servers", None):
+        found = _kafka(settings)
+    else:
+        host = getattr(settings, "host", None) or getattr(settings, "broker", None)
+        found = ({"host": str(host or "localhost"), "protocol": backend.name}, None)
+    description = backend.description or f"the {backend.name} backend"
+    return {**found[0], "description": description}, found[1]
+
+
+def _url(settings: Any) -> str | None:
+    for field in ("url", "endpoint_url"):
+        value = getattr(settings, field, None)
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, str) and "://" in value:
+            return value
+    return None
+
+
+def _from_url(url: str, backend: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    found: dict[str, Any] = {"host": host, "protocol": parts.scheme or backend}
+    if parts.path and parts.path != "/":
+        found["pathname"] = parts.path
+    scheme = None
+    if parts.username or parts.password:
+        scheme = {"type": "userPassword", "description": "user and password from the URL"}
+    return found, scheme
+
+
+def _kafka(settings: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    protocol = str(getattr(settings, "protocol", None) or "PLAINTEXT")
+    found = {
+        "host": ",".join(settings.bootstrap_servers),
+        "protocol": "kafka-secure" if "SSL" in protocol else "kafka",
+    }
+    mechanism = getattr(settings, "sasl_mechanism", None)
+    scheme = None
+    if mechanism in _SASL_SCHEMES:
+        scheme = {"type": _SASL_SCHEMES[mechanism], "description": f"SASL {mechanism}"}
+    elif "SSL" in protocol and getattr(settings, "ssl_certfile", None):
+        scheme = {"type": "X509", "description": "TLS client certificate"}
+    return found, scheme
