@@ -1,6 +1,7 @@
 """Point 10: emit(), emit_many(), concurrent emits, and ProducerTimeout to on_timeout or raised."""
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,28 @@ async def test_a_timeout_goes_to_a_sync_on_timeout_callback() -> None:
 
     assert timed_out == [event]
     assert callable(remember), "on_timeout returns the function, as a decorator should"
+
+
+async def test_a_timed_out_event_is_re_emitted_under_the_same_id() -> None:
+    class TimesOutOnce(Producer):
+        def __init__(self) -> None:
+            self.payloads: list[bytes] = []
+
+        async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
+            self.payloads.append(payload)
+            if len(self.payloads) == 1:
+                raise ProducerTimeout("no confirmation in time")
+
+    producer = TimesOutOnce()
+    emitter, timed_out = EventEmitter(producer), []
+    emitter.on_timeout(timed_out.append)
+
+    await emitter.emit(Sent(to="ada"))
+    [event] = timed_out
+    await emitter.emit(event)
+
+    ids = [json.loads(payload)["id"] for payload in producer.payloads]
+    assert ids == [event.id, event.id], "the callback can log the id it sent, and retry under it"
 
 
 async def test_a_timeout_goes_to_an_async_on_timeout_callback() -> None:

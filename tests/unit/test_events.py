@@ -1,6 +1,7 @@
 """Point 2 (the 0.10 API: events, handlers, groups, Event[Body], metadata) and point 4's topic
 templates."""
 
+import json
 import time
 import uuid
 
@@ -58,7 +59,7 @@ def test_topic_naming_a_missing_field_is_a_clear_error() -> None:
 
         user_id: int
 
-    with pytest.raises(EventTopicError, match=r"account_id.*\['user_id'\]"):
+    with pytest.raises(EventTopicError, match=r"account_id.*\['id', 'user_id'\]"):
         Broken(user_id=1).topic()
 
 
@@ -259,3 +260,80 @@ def test_a_sync_handler_is_rejected_when_declared() -> None:
 
     with pytest.raises(TypeError, match="must be an async function"):
         listener.handler(topic="users", event="user_created")(handle)
+
+
+# -- event ids -------------------------------------------------------------------------------
+
+
+def test_every_event_gets_a_fresh_uuid4_string_id() -> None:
+    first, second = UserCreated(user_id=1, email="a@b.c"), UserCreated(user_id=1, email="a@b.c")
+
+    assert isinstance(first.id, str)
+    assert first.id != second.id
+    assert uuid.UUID(first.id).version == 4
+    assert str(uuid.UUID(first.id)) == first.id, "written as str(uuid.uuid4()) writes it"
+
+
+def test_an_id_can_be_given_or_assigned_and_is_not_part_of_the_body() -> None:
+    event = UserCreated(id="abc", user_id=1, email="a@b.c")
+    assert event.id == "abc"
+
+    event.id = "order-7-created"
+    assert event.id == "order-7-created"
+    assert event.model_dump() == {"user_id": 1, "email": "a@b.c"}
+
+
+async def test_the_envelope_and_the_handler_carry_the_events_id(wire: Wire) -> None:
+    listener, probe = EventListener(SyncAckConsumer(wire)), Probe()
+
+    @listener.handler(topic="users.{user_id}", event="user_created")
+    async def record(event: Event[User]) -> None:
+        probe.add(event)
+
+    event = UserCreated(user_id=1, email="a@b.c")
+    async with running(listener), EventEmitter(WireProducer(wire)) as emitter:
+        await emitter.emit(event)
+        [received] = await probe.wait_for(1, WAIT)
+
+    envelope = json.loads(wire.sent[0].payload)
+    assert envelope["id"] == event.id == received.id
+    assert envelope["body"] == {"user_id": 1, "email": "a@b.c"}, "no id in the body"
+
+
+async def test_emitting_one_event_twice_sends_the_same_id(wire: Wire) -> None:
+    event = UserCreated(user_id=1, email="a@b.c")
+    emitter = EventEmitter(WireProducer(wire))
+
+    await emitter.emit(event)
+    await emitter.emit(event)
+    await emitter.emit_many([event])
+
+    assert [json.loads(m.payload)["id"] for m in wire.sent] == [event.id] * 3
+
+
+async def test_an_emitted_event_class_as_the_handlers_body_type_has_the_envelopes_id(
+    wire: Wire,
+) -> None:
+    listener, probe = EventListener(SyncAckConsumer(wire)), Probe()
+
+    @listener.handler(topic="users.{user_id}", event="user_created")
+    async def record(event: Event[UserCreated]) -> None:
+        probe.add(event)
+
+    sent = UserCreated(user_id=1, email="a@b.c")
+    async with running(listener), EventEmitter(WireProducer(wire)) as emitter:
+        await emitter.emit(sent)
+        [received] = await probe.wait_for(1, WAIT)
+
+    assert received.body.id == received.id == sent.id
+    assert received.body == sent
+
+
+def test_an_event_class_declaring_its_own_id_field_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"Order declares a field named 'id'.*Rename the field"):
+
+        class Order(EventBase):
+            __topic__ = "orders"
+
+            id: int
+            total: float

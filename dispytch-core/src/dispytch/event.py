@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from typing_extensions import Self
+
+from dispytch.serialization.envelope import new_event_id
 
 if TYPE_CHECKING:
     from dispytch.listener.consumer import Message
@@ -25,11 +28,29 @@ class EventBase(BaseModel):
     `"users.{user_id}"`), `__event_type__`, and optionally `__backend_config__`,
     a backend-specific pydantic model. `__backend_config__` may also be given to
     the constructor or assigned on an instance, overriding the class's.
+
+    Every event has an `id`: a fresh random UUID string unless given (`id="..."`) or
+    assigned. It travels as the envelope's id, not in the body (so `model_dump()` leaves
+    it out), and the handler's `Event.id` is the same string. `id` is reserved: an event
+    class declaring its own `id` field is refused when it is defined.
     """
 
     __topic__: ClassVar[str]
     __event_type__: ClassVar[str]
     __backend_config__: ClassVar[BaseModel | None] = None
+
+    id: str = Field(default_factory=new_event_id, exclude=True)
+    """The event's id, written as the envelope's `id`; not part of the body."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "id" in inspect.get_annotations(cls):
+            raise TypeError(
+                f"{cls.__qualname__} declares a field named 'id', which EventBase reserves for "
+                "the event's id (a str sent as the envelope's id, not in the body). Rename the "
+                "field (user_id, order_id ...); to choose an event's id, pass id=... when "
+                "creating the event"
+            )
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, /, **data: Any) -> None:
         config = data.pop("__backend_config__", None)

@@ -20,7 +20,7 @@ from dispytch.di.plan import (
     SegmentParam,
     as_context_manager,
 )
-from dispytch.event import Event
+from dispytch.event import Event, EventBase
 from dispytch.listener.consumer import Message
 from dispytch.serialization import Envelope
 
@@ -84,6 +84,8 @@ class Scope:
         except ValidationError as exc:
             raise InvalidEvent(f"event body does not validate: {exc}") from exc
         e = self.envelope
+        if isinstance(value, EventBase):  # an emitted event's class, as the body type
+            value.id = e.id
         return Event(e.id, e.type, self.message.topic, value, e.timestamp, self.message)
 
 

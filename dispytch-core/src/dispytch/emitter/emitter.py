@@ -33,7 +33,6 @@ from dispytch.instrumentation import (
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.middleware import Chain, EmitContext, Middleware
 from dispytch.serialization import Envelope, JSONSerializer, Serializer
-from dispytch.serialization.envelope import new_event_id
 
 logger = logging.getLogger("dispytch.emitter")
 
@@ -166,7 +165,7 @@ class EventEmitter:
     def _message(self, event: EventBase) -> OutgoingMessage:
         """`event` in its envelope, serialized, with its topic and backend config."""
         envelope = Envelope(
-            new_event_id(),
+            event.id,
             event.event_type(),
             event.model_dump(mode="json", by_alias=True),
             int(time.time() * 1000),
