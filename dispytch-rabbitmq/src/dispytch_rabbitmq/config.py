@@ -6,22 +6,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aio_pika import DeliveryMode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class RabbitMQEventConfig(BaseModel):
     """AMQP message properties and headers for an event, and where to publish it.
 
-    Unset fields keep the defaults: persistent delivery, the producer's exchange,
-    and the `mandatory` flag of the settings.
+    Unset fields keep the defaults: persistent delivery and the producer's exchange.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     exchange: str | None = None
     """Publish to this exchange instead of the producer's own."""
-    mandatory: bool | None = None
-    """Whether an unroutable message is an error (True) or silently dropped (False)."""
     delivery_mode: DeliveryMode | int | None = None
     priority: int | None = None
     expiration: int | float | datetime | timedelta | None = None
@@ -35,3 +32,14 @@ class RabbitMQEventConfig(BaseModel):
     type: str | None = None
     user_id: str | None = None
     app_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_mandatory(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mandatory" in data:
+            raise ValueError(
+                "RabbitMQEventConfig has no 'mandatory' field any more: events no queue is "
+                "bound for are never dropped silently. Catch UnroutableMessage, or set the "
+                "backend setting unroutable='keep' to keep them in an alternate-exchange queue"
+            )
+        return data

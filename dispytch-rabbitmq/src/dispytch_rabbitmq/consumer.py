@@ -79,6 +79,7 @@ class RabbitMQConsumer(Consumer):
         self._subscription = subscription
         self._connection: AbstractRobustConnection | None = None
         self._tags: dict[str, ConsumerTag] = {}
+        self._starting = asyncio.Lock()
         self._inbox: asyncio.Queue[tuple[str, AbstractIncomingMessage]] = asyncio.Queue()
         self._unsettled: set[Message] = set()
         self._delayed: set[asyncio.Task[None]] = set()
@@ -87,13 +88,24 @@ class RabbitMQConsumer(Consumer):
             _check_delimiter(subscription, self._delimiter)
 
     async def start(self) -> None:
-        """Connect and declare (settings only), then start consuming every queue."""
-        if self._tags:
-            return
-        if self._settings is not None and self._subscription is not None:
-            self.queues = [await self._open(self._settings, self._subscription)]
-        for queue in self.queues:
-            self._tags[queue.name] = await queue.consume(partial(self._receive, queue.name))
+        """Connect and declare (settings only), then start consuming every queue.
+
+        Returns once the exchange, the group's queue and its bindings exist and the broker
+        confirmed every subscription (`basic.consume-ok`): a message published from then
+        on for the handlers' topics is routed to the queue and delivered to this consumer.
+        """
+        async with self._starting:
+            if self._tags:
+                return
+            if self._settings is not None and self._subscription is not None:
+                self.queues = [await self._open(self._settings, self._subscription)]
+            try:
+                for queue in self.queues:
+                    tag = await queue.consume(partial(self._receive, queue.name))
+                    self._tags[queue.name] = tag
+            except BaseException:
+                await self.stop()
+                raise
 
     async def _open(self, settings: RabbitMQSettings, subscription: Subscription) -> AbstractQueue:
         connection = await connect(settings, f"consumer {subscription.group}")

@@ -48,8 +48,12 @@ class RabbitMQProducer(Producer):
     `RabbitMQProducer([exchange, ...], timeout=...)` publishes through aio-pika exchanges
     you declared yourself, as in Dispytch 0.10: the first is the default and
     `RabbitMQEventConfig(exchange=...)` picks another. `RabbitMQProducer(settings=...)`
-    connects and declares its exchange on `start()` (what `EventEmitter.from_backend`
-    does). The topic is the routing key.
+    connects on `start()` and declares its exchange and the queues of `required_groups`
+    (what `EventEmitter.from_backend` does). The topic is the routing key.
+
+    Every message is published as mandatory: one that no queue is bound for raises
+    `UnroutableMessage`, unless the exchange has an alternate exchange that keeps it
+    (`unroutable="keep"`).
     """
 
     def __init__(
@@ -57,7 +61,6 @@ class RabbitMQProducer(Producer):
         exchanges: Sequence[AbstractExchange] = (),
         timeout: float | None = None,
         *,
-        mandatory: bool = True,
         settings: RabbitMQSettings | None = None,
     ) -> None:
         if bool(exchanges) == (settings is not None):
@@ -66,10 +69,9 @@ class RabbitMQProducer(Producer):
             )
         self.exchanges = {e.name: e for e in exchanges}
         self.timeout = timeout
-        self.mandatory = mandatory
         self._default = exchanges[0].name if exchanges else ""
         if settings is not None:
-            self.timeout, self.mandatory = settings.publish_timeout, settings.mandatory
+            self.timeout = settings.publish_timeout
             self._default = settings.exchange
         self._settings = settings
         self._connection: AbstractRobustConnection | None = None
@@ -77,7 +79,8 @@ class RabbitMQProducer(Producer):
         self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        """Connect and declare the exchange (settings only; exchanges given are used as is)."""
+        """Connect, declare the exchange and the queues of `required_groups` (settings only;
+        exchanges given are used as is)."""
         async with self._starting:
             if self._settings is None or self._connection is not None:
                 return
@@ -85,6 +88,7 @@ class RabbitMQProducer(Producer):
             try:
                 channel = await connection.channel(publisher_confirms=True)
                 exchange = await topology.exchange(channel, self._settings)
+                await topology.required_group_queues(channel, self._settings)
             except BaseException:
                 await connection.close()
                 raise
@@ -113,14 +117,13 @@ class RabbitMQProducer(Producer):
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish a message and wait for the broker's confirmation.
 
-        Raises `UnroutableMessage` when a mandatory message reached no queue,
+        Raises `UnroutableMessage` when the message reached no queue,
         `RabbitMQPublishError` when the broker refused it, and `ProducerTimeout`
         when no confirmation came within the timeout (which includes waiting for
         a lost connection to come back).
         """
         config = _event_config(message.config)
         exchange = await self._exchange(config.exchange)
-        mandatory = self.mandatory if config.mandatory is None else config.mandatory
         headers = {**config.headers, **message.headers} if config.headers else message.headers
         amqp_message = AMQPMessage(
             message.payload,
@@ -139,10 +142,10 @@ class RabbitMQProducer(Producer):
             app_id=config.app_id,
         )
         routing_key = self._routing_key(message.topic)
-        await self._publish(exchange, amqp_message, routing_key, mandatory)
+        await self._publish(exchange, amqp_message, routing_key)
 
     async def _publish(
-        self, exchange: AbstractExchange, message: AMQPMessage, routing_key: str, mandatory: bool
+        self, exchange: AbstractExchange, message: AMQPMessage, routing_key: str
     ) -> None:
         """Publish and wait for the confirmation, waiting out a reconnect within the timeout."""
         loop = asyncio.get_running_loop()
@@ -151,7 +154,7 @@ class RabbitMQProducer(Producer):
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
             try:
                 result = await exchange.publish(
-                    message, routing_key, mandatory=mandatory, timeout=remaining
+                    message, routing_key, mandatory=True, timeout=remaining
                 )
             except asyncio.TimeoutError as exc:
                 raise ProducerTimeout(
@@ -257,6 +260,7 @@ def _unroutable(
     return UnroutableMessage(
         f"RabbitMQ could not route a message on exchange {exchange!r} with routing key "
         f"{routing_key!r} ({reply or 'NO_ROUTE'}): no queue is bound for it. Start a listener "
-        "for this topic first (it declares and binds its queue), bind a queue yourself, or "
-        "set mandatory=False to drop such messages silently"
+        "for this topic first (it declares and binds its queue), name its group in the "
+        "emitter's required_groups setting, bind a queue yourself, or set unroutable='keep' "
+        "to keep such events in an alternate-exchange queue"
     )

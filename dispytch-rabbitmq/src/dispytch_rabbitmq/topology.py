@@ -43,24 +43,39 @@ def binding_keys(patterns: Iterable[TopicPattern], settings: RabbitMQSettings) -
 
 
 async def exchange(channel: AbstractChannel, settings: RabbitMQSettings) -> AbstractExchange:
-    """The exchange events are published to."""
+    """The exchange events are published to.
+
+    With `unroutable="keep"` it is declared with an alternate exchange, declared first
+    together with the queue that keeps what reaches it.
+    """
     name = settings.exchange
+    arguments: dict[str, Any] = {}
+    if settings.declare and settings.unroutable == "keep":
+        arguments["alternate-exchange"] = await _unroutable_queue(channel, settings)
     try:
         if not settings.declare:
             return await channel.get_exchange(name, ensure=True)
         return await channel.declare_exchange(
-            name, settings.exchange_type, durable=settings.durable
+            name, settings.exchange_type, durable=settings.durable, arguments=arguments
         )
     except ChannelNotFoundEntity as exc:
         raise TopologyError(
             f"exchange {name!r} does not exist and declare=False: create it, or set declare=True"
         ) from exc
     except ChannelPreconditionFailed as exc:
+        alternate = arguments.get("alternate-exchange")
         raise TopologyError(
-            f"exchange {name!r} already exists with another type or durability than "
-            f"{settings.exchange_type!r}, durable={settings.durable} ({exc}): "
-            "match its settings, or delete it"
+            f"exchange {name!r} already exists with another type, durability or alternate "
+            f"exchange than {settings.exchange_type!r}, durable={settings.durable}, "
+            f"alternate exchange {alternate!r} ({exc}): set `exchange_type`, `durable` and "
+            "`unroutable` alike on every service of this exchange, or delete it"
         ) from exc
+
+
+async def required_group_queues(channel: AbstractChannel, settings: RabbitMQSettings) -> None:
+    """Declare and bind the queues of `required_groups`, as their listeners would."""
+    for subscription in settings.required_subscriptions():
+        await group_queue(channel, settings, subscription.group, subscription.patterns)
 
 
 async def group_queue(
@@ -81,6 +96,11 @@ async def group_queue(
         raise TopologyError(
             f"group {group!r} would consume {name!r}, the queue that keeps dead letters: "
             "rename the group or change the 'queue' or 'dead_letter_queue' setting"
+        )
+    if settings.unroutable == "keep" and name == settings.unroutable_queue_name():
+        raise TopologyError(
+            f"group {group!r} would consume {name!r}, the queue that keeps unroutable events: "
+            "rename the group or change the 'queue' or 'unroutable_queue' setting"
         )
     source = await exchange(channel, settings)
     arguments = _queue_arguments(settings)
@@ -114,6 +134,24 @@ async def _dead_letter_queue(
     topic = settings.exchange_type == "topic"
     for key in ["#.dlq"] if topic else [f"{k}.dlq" for k in keys]:
         await queue.bind(source, key)
+
+
+async def _unroutable_queue(channel: AbstractChannel, settings: RabbitMQSettings) -> str:
+    """Declare the fanout alternate exchange and the queue bound to it; return its name.
+
+    Like the dead-letter queue, it is a durable classic queue whatever the group queues are.
+    """
+    name = settings.unroutable_queue_name()
+    try:
+        alternate = await channel.declare_exchange(name, "fanout", durable=True)
+    except ChannelPreconditionFailed as exc:
+        raise TopologyError(
+            f"exchange {name!r}, the alternate exchange for unroutable events, exists but is "
+            f"not a durable fanout exchange ({exc}): delete it, or set `unroutable_queue`"
+        ) from exc
+    queue = await _declare_queue(channel, name, durable=True, arguments={})
+    await queue.bind(alternate, "")
+    return name
 
 
 async def _native_dead_letter_queue(

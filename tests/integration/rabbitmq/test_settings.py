@@ -7,10 +7,12 @@ from pydantic import ValidationError
 
 from dispytch.backends.backend import Subscription
 from dispytch.backends.registry import registry
+from dispytch.backends.selection import select_backend, settings_from_config
 from dispytch.routing import TopicPattern
 from dispytch_rabbitmq import (
     DeadLetteringRabbitMQConsumer,
     RabbitMQConsumer,
+    RabbitMQEventConfig,
     RabbitMQProducer,
     RabbitMQSettings,
     TopologyError,
@@ -61,11 +63,55 @@ def test_rabbitmq_scheme_means_amqp() -> None:
         ({"queue": "{group}.{env}"}, "only '{group}' .queue. and '{exchange}' may be filled in"),
         ({"prefetch": 0}, "prefetch"),
         ({"exchnage": "typo"}, "exchnage"),
+        ({"mandatory": False}, "never dropped silently.*unroutable='keep'"),
+        ({"unroutable": "drop"}, "'raise' or 'keep'"),
+        ({"unroutable": "keep", "declare": False}, "declare=False declares nothing"),
+        ({"unroutable": "keep", "unroutable_queue": "{exchange}"}, "names the exchange"),
+        ({"unroutable_queue": "{group}.x"}, "may be filled in"),
+        ({"required_groups": "billing"}, "JSON object of group names"),
+        ({"required_groups": {"billing": []}}, r"\['billing'\] lists no topic pattern"),
+        ({"required_groups": {"billing": ["orders..x"]}}, r"\['billing'\]: .*empty segment"),
+        ({"required_groups": {"": ["orders"]}}, "a group with an empty name"),
+        ({"required_groups": {"dlq": ["orders"]}}, "'dispytch.dlq' is the queue of dead letters"),
+        (
+            {"required_groups": {"billing": ["orders.*"]}, "exchange_type": "direct"},
+            "routes exact keys only",
+        ),
+        ({"required_groups": {"billing": ["orders"]}, "declare": False}, "declares nothing"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(values: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         RabbitMQSettings.model_validate(values)
+
+
+def test_required_groups_become_the_subscriptions_of_their_listeners() -> None:
+    settings = RabbitMQSettings(
+        topic_delimiter="/", required_groups={"billing": ["orders/{id}", "orders/{id}", "refunds"]}
+    )
+    assert settings.required_subscriptions() == [
+        Subscription("billing", (TopicPattern("orders/{id}", "/"), TopicPattern("refunds", "/")))
+    ]
+
+
+def test_required_groups_from_a_url_or_the_environment_are_json() -> None:
+    from_url = RabbitMQSettings.from_url(
+        "amqp://mq/?required_groups=%7B%22billing%22%3A%5B%22orders.*%22%5D%7D"
+    )
+    spec, values, _ = settings_from_config(
+        {
+            "DISPYTCH_BACKEND": "rabbitmq",
+            "DISPYTCH_BACKEND_REQUIRED_GROUPS": '{"billing": ["orders.*"]}',
+        }
+    )
+    _, from_env = select_backend(spec, values)
+    assert from_url.required_groups == {"billing": ("orders.*",)}
+    assert from_env == RabbitMQSettings(required_groups={"billing": ("orders.*",)})
+
+
+def test_an_event_config_cannot_drop_unroutable_events() -> None:
+    with pytest.raises(ValidationError, match="never dropped silently"):
+        RabbitMQEventConfig(mandatory=False)  # type: ignore[call-arg]
 
 
 def test_names_and_routing_keys() -> None:
