@@ -1,5 +1,6 @@
-"""A started RabbitMQ listener is ready on the broker: an event emitted right after its start
-is routed to its group's queue and delivered, never unroutable, however often it is tried."""
+"""A RabbitMQ listener is ready on the broker once `start()` returned (`async with listener:`):
+an event emitted right then is routed to its group's queue and delivered, never unroutable,
+however often it is tried."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
-from dispytch.testing import Probe, running
+from dispytch.testing import Probe
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -49,8 +50,8 @@ async def test_an_emit_right_after_start_is_delivered_every_time(
                 "rabbitmq", group=group, url=rabbitmq_url, exchange=exchange_name
             )
             recording(listener, probe, f"t{trial}.placed", f"t{trial}.{{region}}.paid")
-            async with running(listener):
-                # mandatory publishes: a binding not yet in place raises UnroutableMessage
+            async with listener:
+                # start() returned: publishes are mandatory, a missing binding would raise
                 await emitter.emit(Ping(route=f"t{trial}.placed", seq=trial))
                 await emitter.emit(Ping(route=f"t{trial}.eu.paid", seq=trial))
                 queue = await amqp.declare_queue(f"{exchange_name}.{group}", passive=True)

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
-from dispytch.testing import Probe, running
+from dispytch.testing import Probe
 from dispytch_rabbitmq import UnroutableMessage
 
 pytestmark = pytest.mark.rabbitmq
@@ -57,7 +57,7 @@ async def test_events_wait_for_a_required_group_that_never_ran(
         Probe(),
     )
     recording(listener, probe, "orders.{region}.placed")
-    async with running(listener):
+    async with listener:
         assert await probe.wait_for(3, 10) == [0, 1, 2]
 
 
@@ -84,7 +84,7 @@ async def test_required_queues_are_declared_as_their_listeners_declare_them(
     )
     probe = Probe()
     recording(listener, probe, "a.*", "b.*")
-    async with running(listener):
+    async with listener:
         assert sorted(await probe.wait_for(2, 10)) == [1, 2]
 
 
@@ -102,5 +102,5 @@ async def test_a_required_group_on_a_fanout_exchange_needs_no_topics(
         await emitter.emit(Ping(route="anything", seq=7))
     listener, probe = EventListener.from_backend("rabbitmq", group="audit", **shared), Probe()
     recording(listener, probe, "anything")
-    async with running(listener):
+    async with listener:
         assert await probe.wait_for(1, 10) == [7]

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
-from dispytch.testing import Probe, running
+from dispytch.testing import Probe
 from dispytch_rabbitmq import TopologyError, UnroutableMessage
 
 pytestmark = pytest.mark.rabbitmq
@@ -54,7 +54,7 @@ async def test_kept_events_wait_in_the_unroutable_queue(
         EventEmitter.from_backend(
             "rabbitmq", url=rabbitmq_url, exchange=exchange_name, unroutable="keep"
         ) as emitter,
-        running(listener),
+        listener,
     ):
         await emitter.emit(Ping(route="nobody.listens", seq=1))
         await emitter.emit(Ping(route="orders.placed", seq=2))
