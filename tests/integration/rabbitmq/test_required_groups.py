@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
 from dispytch.testing import Probe
-from dispytch_rabbitmq import UnroutableMessage
+from dispytch_rabbitmq import TopologyError, UnroutableMessage
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -104,3 +104,16 @@ async def test_a_required_group_on_a_fanout_exchange_needs_no_topics(
     recording(listener, probe, "anything")
     async with listener:
         assert await probe.wait_for(1, 10) == [7]
+
+
+async def test_a_required_queue_declared_otherwise_fails_the_emitter_start(
+    rabbitmq_url: str, exchange_name: str, amqp: AbstractChannel
+) -> None:
+    await amqp.declare_queue(
+        f"{exchange_name}.billing", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    emitter = EventEmitter.from_backend(
+        "rabbitmq", url=rabbitmq_url, exchange=exchange_name, required_groups={"billing": ["a"]}
+    )
+    with pytest.raises(TopologyError, match=rf"queue '{exchange_name}\.billing' already exists"):
+        await emitter.start()
