@@ -35,6 +35,7 @@ from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
 from dispytch.listener.listener import EventListener
 from dispytch.middleware import EmitContext
+from dispytch.testing.observability import ObservabilityConformance
 from dispytch.testing.probe import Probe, running
 
 
@@ -93,7 +94,7 @@ def _fresh(kind: str) -> str:
     return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
 
 
-class ConformanceSuite:
+class ConformanceSuite(ObservabilityConformance):
     """Subclass it and override the `backend` fixture."""
 
     pytestmark = [pytest.mark.conformance]

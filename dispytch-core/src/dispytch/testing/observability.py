@@ -1,0 +1,220 @@
+"""The observability part of the conformance kit: traces and metrics every backend must give.
+
+`ConformanceSuite` inherits these tests. They need the OpenTelemetry SDK and
+prometheus-client (`pip install opentelemetry-sdk prometheus-client`) and are skipped,
+saying so, without them. On a backend that carries headers the trace context travels
+with each message, so the consumer's span is a child of the producer's; on one without
+headers the consumer's spans are roots of their own traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import pytest
+from pydantic import BaseModel
+
+from dispytch.backends.capabilities import Capabilities
+from dispytch.emitter.emitter import EventEmitter
+from dispytch.event import Event, EventBase
+from dispytch.listener.listener import EventListener
+from dispytch.testing.probe import Probe, running
+
+
+class _Backend(Protocol):
+    """What these tests use of the kit's `BackendUnderTest`."""
+
+    name: str
+    settle: float
+    timeout: float
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def settings(self) -> Any: ...
+
+    def emitter(self, **options: Any) -> EventEmitter: ...
+
+    def listener(self, group: str, **options: Any) -> EventListener: ...
+
+
+class Traced(EventBase):
+    """The event these tests send."""
+
+    __topic__ = "{route}"
+    __event_type__ = "conformance.traced"
+
+    route: str
+    seq: int
+
+
+class TracedBody(BaseModel):
+    seq: int
+
+
+class Flaky(Exception):
+    """Fails an attempt; retried."""
+
+
+def _fresh(kind: str) -> str:
+    return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
+
+
+async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+class Observed:
+    """A tracer provider recording spans in memory and a fresh metrics registry, wired to
+    `Tracing` and `Metrics`; attach `instrumentations` to emitters and listeners."""
+
+    def __init__(self) -> None:
+        sdk_trace = pytest.importorskip("opentelemetry.sdk.trace", reason="needs opentelemetry-sdk")
+        export = pytest.importorskip("opentelemetry.sdk.trace.export")
+        in_memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+        prometheus_client = pytest.importorskip(
+            "prometheus_client", reason="needs prometheus-client"
+        )
+        from dispytch.opentelemetry import Tracing
+        from dispytch.prometheus import Metrics
+
+        self.exporter = in_memory.InMemorySpanExporter()
+        self.provider = sdk_trace.TracerProvider()
+        self.provider.add_span_processor(export.SimpleSpanProcessor(self.exporter))
+        self.registry = prometheus_client.CollectorRegistry()
+        self.tracing = Tracing(self.provider)
+        self.metrics = Metrics(self.registry)
+        self.instrumentations = (self.tracing, self.metrics)
+
+    def attach(self, *parts: EventEmitter | EventListener) -> None:
+        for part in parts:
+            for instrumentation in self.instrumentations:
+                part.add_instrumentation(instrumentation)
+
+    def spans(self, name_prefix: str) -> list[Any]:
+        return [s for s in self.exporter.get_finished_spans() if s.name.startswith(name_prefix)]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples called `name` (with a `dispytch_` prefix) whose labels
+        include `labels`."""
+        full = f"dispytch_{name}"
+        return sum(
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == full and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    @contextmanager
+    def user_span(self) -> Iterator[Any]:
+        with self.provider.get_tracer("conformance").start_as_current_span("request") as span:
+            yield span
+
+
+class ObservabilityConformance:
+    """Traces and metrics of a handler that fails once then succeeds, one that always
+    fails, and of undecodable payloads; mixed into `ConformanceSuite`."""
+
+    @pytest.mark.asyncio
+    async def test_traces_and_metrics_of_retried_and_dead_lettered_events(
+        self, backend: _Backend
+    ) -> None:
+        observed = Observed()
+        topic, calls = _fresh("topic"), Probe()
+        listener = backend.listener(_fresh("group"))
+
+        @listener.handler(
+            topic=topic, event=Traced.__event_type__, retries=1, retry_on=Flaky, retry_interval=0.01
+        )
+        async def flaky_then_fine(event: Event[TracedBody]) -> None:
+            calls.add(event.body.seq)
+            if event.body.seq == 2:
+                raise ValueError("event 2 always fails")
+            if calls.items.count(1) == 1:
+                raise Flaky("the first attempt fails")
+
+        emitter = backend.emitter()
+        observed.attach(listener, emitter)
+        async with running(listener, settle=backend.settle), emitter:
+            with observed.user_span() as request:
+                await emitter.emit(Traced(route=topic, seq=1))
+            await emitter.emit(Traced(route=topic, seq=2))
+            await _until(
+                lambda: len(observed.spans("process")) == 2, backend.timeout, "two process spans"
+            )
+        processed = observed.spans("process")
+        send_first, send_second = sorted(observed.spans("send"), key=lambda s: s.start_time)
+        assert send_first.parent.span_id == request.get_span_context().span_id
+        assert send_first.context.trace_id == request.get_span_context().trace_id
+        if backend.capabilities.headers:  # the trace context travelled in the headers
+            [fine] = [p for p in processed if _child_of(p, send_first)]
+            [failed] = [p for p in processed if _child_of(p, send_second)]
+            assert fine.context.trace_id == request.get_span_context().trace_id
+        else:  # each consumer span starts a trace of its own
+            assert all(p.parent is None for p in processed)
+            [fine] = [p for p in processed if p.attributes["dispytch.attempts"] == 2]
+            [failed] = [p for p in processed if p is not fine]
+        assert [e.name for e in fine.events] == ["retry"]
+        assert fine.attributes["dispytch.outcome"] == "ack"
+        assert fine.attributes["messaging.destination.name"] == topic
+        assert fine.attributes["messaging.system"] == backend.name
+        assert fine.status.is_ok
+        assert failed.status.status_code.name == "ERROR"
+        assert failed.attributes["dispytch.outcome"] in ("dead_letter", "native_dead_letter")
+        assert failed.attributes["dispytch.reason"] == "handler_failed"
+
+        assert observed.total("messages_settled_total", outcome="ack") == 1
+        dead = observed.total("messages_settled_total", reason="handler_failed")
+        assert dead == 1
+        assert observed.total("handler_duration_seconds_count") == 3
+        assert observed.total("handler_retries_total") == 1
+        assert observed.total("messages_in_flight") == 0, "nothing in flight after stop"
+        assert observed.total("events_emitted_total", outcome="sent") == 2
+
+    @pytest.mark.asyncio
+    async def test_undecodable_payloads_are_counted(self, backend: _Backend) -> None:
+        observed = Observed()
+        topic = _fresh("topic")
+        listener = backend.listener(_fresh("group"))
+
+        @listener.handler(topic=topic, event=Traced.__event_type__)
+        async def fine(event: Event[TracedBody]) -> None:
+            pass
+
+        observed.attach(listener)
+        async with running(listener, settle=backend.settle):
+            raw = EventEmitter.from_backend(backend.name, **backend.settings)
+            async with raw, backend.emitter() as emitter:
+                for seq in range(10):
+                    if seq in (3, 7):
+                        await raw.producer.send(topic, b"\xff\x00 not an event")
+                    else:
+                        await emitter.emit(Traced(route=topic, seq=seq))
+                await _until(
+                    lambda: observed.total("messages_settled_total") == 10,
+                    backend.timeout,
+                    "ten settled messages",
+                )
+        assert observed.total("messages_received_total") == 10
+        assert observed.total("messages_settled_total", outcome="ack", reason="") == 8
+        undecodable = observed.total("messages_settled_total", reason="undecodable")
+        assert undecodable == 2
+        assert observed.total("messages_settled_total", outcome="dead_letter") == 2
+        assert len(observed.spans("process")) == 10, "undecodable messages get spans too"
+
+
+def _child_of(span: Any, parent: Any) -> bool:
+    return span.parent is not None and (span.parent.trace_id, span.parent.span_id) == (
+        parent.context.trace_id,
+        parent.context.span_id,
+    )
