@@ -98,6 +98,7 @@ async def test_the_handler_runs_inside_its_process_span(
     assert process.attributes["dispytch.event_type"] == "visited"
     assert send.attributes is not None
     assert send.attributes["messaging.operation.type"] == "send"
+    assert send.attributes["messaging.message.id"] == process.attributes["messaging.message.id"]
     assert get_current_span().get_span_context().is_valid is False, "nothing left attached"
 
 

@@ -74,6 +74,7 @@ class Tracing(Instrumentation):
             "messaging.operation.name": "send",
             "messaging.destination.name": message.topic,
             "messaging.destination.template": emission.pattern,
+            "messaging.message.id": emission.event.id,
             "messaging.message.body.size": len(message.payload),
             "dispytch.event_type": emission.event.event_type(),
         }

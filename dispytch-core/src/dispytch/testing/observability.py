@@ -109,7 +109,7 @@ class Observed:
         include `labels`."""
         full = f"dispytch_{name}"
         return sum(
-            sample.value
+            float(sample.value)
             for family in self.registry.collect()
             for sample in family.samples
             if sample.name == full and all(sample.labels.get(k) == v for k, v in labels.items())
