@@ -126,7 +126,7 @@ class RedisConsumer(Consumer):
         """Close the PubSub and its connections if this consumer owns them."""
         self._started = False
         if self.close_client:
-            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self.pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed in redis 8
             await self.pubsub.connection_pool.disconnect()
 
     async def _confirmed(self, names: set[str]) -> None:
