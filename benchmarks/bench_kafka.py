@@ -4,13 +4,12 @@ The broker (tansu, a Kafka-protocol broker; tools/brokers.py) is started here; e
 implementation uses it in the same run, with the same client settings, and does the
 same work per event. Topics have 4 partitions.
 
-- emit: build the JSON envelope and publish it with acks=all; `n` events, all awaited
-  until the broker confirmed them. The hand-written loop ("raw") uses aiokafka's own
-  batching: `send()` each record, then await all delivery futures. "aiokafka
-  gather(send_and_wait)" is the hand-written concurrent version: a task per event.
-  "dispytch" emits concurrently, `gather` over `emit()` (a task per event, too);
-  "dispytch emit_many" hands them over in one `emit_many()` call (no task per event).
-  FastStream publishes them concurrently, `gather` over `publish()`. The Dispytch rows
+- emit burst: build the JSON envelope and publish it with acks=all; `n` events, all
+  awaited until the broker confirmed them. The hand-written loop ("raw") uses aiokafka's
+  own batching: `send()` each record, then await all delivery futures; "dispytch
+  emit_many" hands the events over in one `emit_many()` call (no task per event).
+- emit concurrent: the same, a task per event: "raw aiokafka gather(send_and_wait)",
+  "dispytch" `gather` over `emit()`, FastStream `gather` over `publish()`. The Dispytch rows
   build their pydantic events before the clock starts and collect garbage after building
   them: 20,000 live events would otherwise make a full collection due inside the timing,
   which the other rows, building plain dicts, do not have to pay.
@@ -19,9 +18,17 @@ same work per event. Topics have 4 partitions.
   dependency, call a trivial handler, commit. The hand-written loop handles each
   `getmany()` batch in order and commits once per batch. Timed from the moment the
   consumer has joined its group (joins take about half the session timeout on tansu,
-  which would otherwise dominate) until the last event was handled and committed: the
-  Dispytch and seam rows commit what was acked before they stop the clock, as the
-  hand-written loop does. The hand-written loop ("raw") decodes with the standard
+  which would otherwise dominate) until the last event was handled; the time to the last
+  ack is until a client of the group that does not join it, polling every millisecond
+  from then on, sees the group's committed offsets cover every event: each implementation
+  commits on its own cadence.
+  FastStream runs twice: at-least-once (`ack_policy=AckPolicy.ACK`: a commit after each
+  message) and its default (`enable_auto_commit=True`, every 5 s, whether or not the
+  handler finished).
+- latency: see latency.py. Every implementation fetches with Dispytch's default
+  `fetch_max_wait_ms` (100; aiokafka's own default is 500), the hand-written loop polls
+  with `getmany(timeout_ms=1000)` and commits per batch, FastStream runs with its default
+  (auto-commit). The hand-written loop ("raw") decodes with the standard
   library's `json`; Dispytch's JSON serializer uses pydantic-core's parser, several times
   faster, so "aiokafka loop, pydantic-core JSON" is the hand-written loop with that parser:
   the gap between it and "dispytch" is what the framework itself costs.
@@ -42,16 +49,20 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import Depends
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
 from pydantic_core import from_json
 
+import latency as paced
+import rss
 from brokers import KafkaServer
 from dispytch import EventEmitter, EventListener, OutgoingMessage
 from dispytch.backends import Subscription
@@ -62,6 +73,8 @@ from harness import (
     BenchEvent,
     Counter,
     Envelope,
+    LatencyRow,
+    MemoryRow,
     Payload,
     Row,
     bench_events,
@@ -72,30 +85,58 @@ from harness import (
     envelope,
     fresh,
     handler,
+    until,
 )
 
 PRODUCER: dict[str, Any] = {"acks": "all", "max_batch_size": 256 * 1024}
 GROUP: dict[str, Any] = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
+FETCH: dict[str, Any] = {"fetch_max_wait_ms": KafkaSettings().fetch_max_wait_ms}
+"""What every consumer of the latency scenario fetches with: Dispytch's default."""
+PARTITIONS = 4
+MEMORY_POINTS = (100_000, 200_000)
 
 
-async def run(n: int) -> list[Row]:
+async def throughput(n: int) -> list[Row]:
     server = KafkaServer()
     await asyncio.to_thread(server.start)
     try:
         bootstrap = server.bootstrap
+        burst, concurrent = "emit burst", "emit concurrent"
         return await best_of(
             [
-                lambda: _emit(bootstrap, n, "raw aiokafka", _emit_raw),
-                lambda: _emit(bootstrap, n, "aiokafka gather(send_and_wait)", _emit_concurrently),
-                lambda: _emit(bootstrap, n, "dispytch", _emit_dispytch(_gather_emits)),
-                lambda: _emit(bootstrap, n, "dispytch emit_many", _emit_dispytch(_emit_many)),
-                lambda: _emit(bootstrap, n, "dispytch-kafka seam only (enqueue)", _emit_seam),
-                lambda: _emit(bootstrap, n, "faststream 0.7", _emit_faststream),
+                lambda: _emit(bootstrap, n, burst, "raw aiokafka send() loop", _emit_raw),
+                lambda: _emit(
+                    bootstrap, n, burst, "dispytch emit_many", _emit_dispytch(_emit_many)
+                ),
+                lambda: _emit(
+                    bootstrap, n, burst, "dispytch-kafka seam only (enqueue)", _emit_seam
+                ),
+                lambda: _emit(
+                    bootstrap,
+                    n,
+                    concurrent,
+                    "raw aiokafka gather(send_and_wait)",
+                    _emit_concurrently,
+                ),
+                lambda: _emit(
+                    bootstrap, n, concurrent, "dispytch gather(emit)", _emit_dispytch(_gather_emits)
+                ),
+                lambda: _emit(
+                    bootstrap, n, concurrent, "faststream 0.7 gather(publish)", _emit_faststream
+                ),
                 lambda: _consume(bootstrap, n, "raw aiokafka", _consume_raw),
                 lambda: _consume(bootstrap, n, "aiokafka loop, pydantic-core JSON", _consume_fast),
                 lambda: _consume(bootstrap, n, "dispytch", _consume_dispytch),
                 lambda: _consume(bootstrap, n, "dispytch-kafka seam only", _consume_seam),
-                lambda: _consume(bootstrap, n, "faststream 0.7", _consume_faststream),
+                lambda: _consume(
+                    bootstrap,
+                    n,
+                    "faststream 0.7 at-least-once (ack_policy=ACK)",
+                    _consume_faststream(AckPolicy.ACK),
+                ),
+                lambda: _consume(
+                    bootstrap, n, "faststream 0.7 default (auto-commit)", _consume_faststream(None)
+                ),
             ]
         )
     finally:
@@ -107,17 +148,21 @@ async def run(n: int) -> list[Row]:
 Emit = Callable[[str, int, str], Awaitable[float]]
 
 
-async def _emit(bootstrap: str, n: int, implementation: str, emit: Emit) -> Row:
+async def _create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def _emit(bootstrap: str, n: int, scenario: str, implementation: str, emit: Emit) -> Row:
     """Run one emit implementation into a fresh topic, created beforehand."""
     topic = fresh("emit")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"creates the topic")
-    finally:
-        await producer.stop()
+    await _create_topic(bootstrap, topic)
     gc.collect()  # see _consume
-    return Row("kafka", "emit", implementation, n, await emit(bootstrap, n, topic))
+    return Row("kafka", scenario, implementation, n, await emit(bootstrap, n, topic))
 
 
 async def _emit_raw(bootstrap: str, n: int, topic: str) -> float:
@@ -199,12 +244,15 @@ async def _emit_faststream(bootstrap: str, n: int, topic: str) -> float:
 
 # -- consume -----------------------------------------------------------------------------------
 
-Consume = Callable[[str, int, str, str], Awaitable[float]]
+Committed = Callable[[], Awaitable[float]]
+"""Wait until the group's committed offsets cover every event; the perf_counter() then."""
+Timing = tuple[float, float, float]
+"""The perf_counter() of the start, of the last event handled and of the last commit."""
+Consume = Callable[[str, int, str, str, Committed], Awaitable[Timing]]
 
 
-async def _consume(bootstrap: str, n: int, implementation: str, consume: Consume) -> Row:
-    """Pre-load `n` events into a fresh topic, then time one consume implementation."""
-    topic, group = fresh("consume"), fresh("group")
+async def _preload(bootstrap: str, n: int, topic: str) -> None:
+    await _create_topic(bootstrap, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER)
     await producer.start()
     try:
@@ -212,72 +260,120 @@ async def _consume(bootstrap: str, n: int, implementation: str, consume: Consume
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
-    COUNTER.count = 0
+
+
+async def _consume(bootstrap: str, n: int, implementation: str, consume: Consume) -> Row:
+    """Pre-load `n` events into a fresh topic, then time one consume implementation."""
+    topic, group = fresh("consume"), fresh("group")
+    await _preload(bootstrap, n, topic)
+    # A client of the group that never joins it only reads its committed offsets (tansu
+    # does not answer the admin client's OffsetFetch version).
+    observer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **GROUP)
+    await observer.start()
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    async def all_committed() -> bool:
+        offsets = await asyncio.gather(*(observer.committed(tp) for tp in partitions))
+        return sum(o or 0 for o in offsets) >= n
+
+    async def committed() -> float:
+        return await until(all_committed, f"{implementation}: commit of all {n} offsets")
+
+    COUNTER.reset(n)
     # Start each implementation with no garbage pending: otherwise whichever one makes a
     # full collection of this process due (~50 ms) pays for the garbage of earlier scenarios.
     gc.collect()
-    seconds = await consume(bootstrap, n, topic, group)
+    try:
+        start, handled, acked = await consume(bootstrap, n, topic, group, committed)
+    finally:
+        await observer.stop()
     assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
-    return Row("kafka", "consume", implementation, n, seconds)
+    return Row("kafka", "consume", implementation, n, handled - start, ack=acked - start)
 
 
-async def _consume_raw(bootstrap: str, n: int, topic: str, group: str) -> float:
-    return await _consume_loop(bootstrap, n, topic, group, json.loads)
+async def _consume_raw(
+    bootstrap: str, n: int, topic: str, group: str, committed: Committed
+) -> Timing:
+    return await _consume_loop(bootstrap, n, topic, group, committed, json.loads)
 
 
-async def _consume_fast(bootstrap: str, n: int, topic: str, group: str) -> float:
-    return await _consume_loop(bootstrap, n, topic, group, partial(from_json, cache_strings="keys"))
+async def _consume_fast(
+    bootstrap: str, n: int, topic: str, group: str, committed: Committed
+) -> Timing:
+    loads = partial(from_json, cache_strings="keys")
+    return await _consume_loop(bootstrap, n, topic, group, committed, loads)
 
 
-async def _consume_loop(
-    bootstrap: str, n: int, topic: str, group: str, loads: Callable[[bytes], Any]
-) -> float:
-    """The hand-written loop, decoding JSON with `loads`."""
-    consumer = AIOKafkaConsumer(
+def _raw_consumer(bootstrap: str, topic: str, group: str, **options: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **GROUP,
+        **options,
     )
+
+
+async def _raw_loop(consumer: AIOKafkaConsumer, loads: Callable[[bytes], Any], n: int) -> None:
+    """The hand-written loop: handle each batch in order, commit it."""
+    while COUNTER.count < n:
+        batch = await consumer.getmany(timeout_ms=1000)
+        for records in batch.values():
+            for record in records:
+                data = loads(record.value)
+                await handler(Payload.model_validate(data["body"]), counter_dependency())
+        if batch:
+            await consumer.commit(
+                {
+                    TopicPartition(tp.topic, tp.partition): r[-1].offset + 1
+                    for tp, r in batch.items()
+                }
+            )
+
+
+async def _consume_loop(
+    bootstrap: str,
+    n: int,
+    topic: str,
+    group: str,
+    committed: Committed,
+    loads: Callable[[bytes], Any],
+) -> Timing:
+    consumer = _raw_consumer(bootstrap, topic, group)
     await consumer.start()
     try:
         start = time.perf_counter()
-        while COUNTER.count < n:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    data = loads(record.value)
-                    await handler(Payload.model_validate(data["body"]), counter_dependency())
-            await consumer.commit(
-                {TopicPartition(topic, tp.partition): r[-1].offset + 1 for tp, r in batch.items()}
-            )
-        return time.perf_counter() - start
+        await _raw_loop(consumer, loads, n)
+        handled = time.perf_counter()
+        return start, handled, await committed()
     finally:
         await consumer.stop()
 
 
-async def _consume_dispytch(bootstrap: str, n: int, topic: str, group: str) -> float:
+async def _consume_dispytch(
+    bootstrap: str, n: int, topic: str, group: str, committed: Committed
+) -> Timing:
     listener = EventListener.from_backend(
         "kafka", group=group, bootstrap_servers=bootstrap, **GROUP
     )
-    done = count_until(listener, topic, n)
+    done = count_until(listener, topic)
 
     task = asyncio.create_task(listener.listen())
     await listener.wait_ready()
     start = time.perf_counter()
     await done.wait()
-    await asyncio.sleep(0)  # the last handler's ack follows its return
-    assert isinstance(listener.consumer, KafkaConsumer)
-    await listener.consumer.commit()  # as the hand-written loop commits before it ends
-    seconds = time.perf_counter() - start
+    handled = time.perf_counter()
+    acked = await committed()
     await listener.stop()
     await task
-    return seconds
+    return start, handled, acked
 
 
-async def _consume_seam(bootstrap: str, n: int, topic: str, group: str) -> float:
+async def _consume_seam(
+    bootstrap: str, n: int, topic: str, group: str, committed: Committed
+) -> Timing:
     settings = KafkaSettings(bootstrap_servers=bootstrap, **GROUP)
     consumer = KafkaConsumer.from_settings(settings, Subscription(group, (TopicPattern(topic),)))
     await consumer.start()
@@ -288,28 +384,126 @@ async def _consume_seam(bootstrap: str, n: int, topic: str, group: str) -> float
             await handler(Payload.model_validate(data["body"]), counter_dependency())
             consumer.ack(message)
             if COUNTER.count == n:
-                await consumer.commit()
-                return time.perf_counter() - start
+                handled = time.perf_counter()
+                return start, handled, await committed()
         raise AssertionError("the consumer stopped early")
     finally:
         await consumer.stop()
 
 
-async def _consume_faststream(bootstrap: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
+def _faststream_broker(
+    bootstrap: str, topic: str, group: str, policy: AckPolicy | None, **options: Any
+) -> KafkaBroker:
     broker = KafkaBroker(bootstrap, logger=None)
+    policies = {} if policy is None else {"ack_policy": policy}
 
     @broker.subscriber(
-        topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK, **GROUP
+        topic, group_id=group, auto_offset_reset="earliest", **policies, **GROUP, **options
     )
-    async def handler(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.hit(envelope.body)
 
+    return broker
+
+
+def _consume_faststream(policy: AckPolicy | None) -> Consume:
+    async def consume(
+        bootstrap: str, n: int, topic: str, group: str, committed: Committed
+    ) -> Timing:
+        broker = _faststream_broker(bootstrap, topic, group, policy)
+        await broker.start()
+        start = time.perf_counter()
+        await COUNTER.reached.wait()
+        handled = time.perf_counter()
+        acked = await committed()
+        await broker.stop()
+        return start, handled, acked
+
+    return consume
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
+    server = KafkaServer()
+    await asyncio.to_thread(server.start)
+    bootstrap = server.bootstrap
+    implementations: dict[str, Callable[[str, str], AbstractAsyncContextManager[object]]] = {
+        "raw aiokafka": partial(_raw_running, bootstrap),
+        "dispytch": partial(_dispytch_running, bootstrap),
+        "faststream 0.7 default (auto-commit)": partial(_faststream_running, bootstrap),
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in implementations}
+    try:
+        for _ in range(rounds):
+            for name, running in implementations.items():
+                topic, group = fresh("latency"), fresh("group")
+                await _create_topic(bootstrap, topic)
+                results[name].append(
+                    await paced.measure(
+                        "kafka", bootstrap, topic, rate, seconds, partial(running, topic, group)
+                    )
+                )
+    finally:
+        await asyncio.to_thread(server.close)
+    config = f"fetch_max_wait_ms={FETCH['fetch_max_wait_ms']}"
+    return [LatencyRow("kafka", rate, name, r, config) for name, r in results.items()]
+
+
+@asynccontextmanager
+async def _raw_running(bootstrap: str, topic: str, group: str) -> AsyncIterator[None]:
+    consumer = _raw_consumer(bootstrap, topic, group, **FETCH)
+    await consumer.start()
+    task = asyncio.create_task(_raw_loop(consumer, json.loads, 2**62))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+
+
+@asynccontextmanager
+async def _dispytch_running(bootstrap: str, topic: str, group: str) -> AsyncIterator[None]:
+    listener = EventListener.from_backend(
+        "kafka", group=group, bootstrap_servers=bootstrap, **GROUP
+    )
+    count_until(listener, topic)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task
+
+
+@asynccontextmanager
+async def _faststream_running(bootstrap: str, topic: str, group: str) -> AsyncIterator[None]:
+    broker = _faststream_broker(bootstrap, topic, group, None, **FETCH)
     await broker.start()
-    start = time.perf_counter()
-    await done.wait()
-    seconds = time.perf_counter() - start
-    await broker.stop()
-    return seconds
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+async def memory() -> list[MemoryRow]:
+    server = KafkaServer()
+    await asyncio.to_thread(server.start)
+    n = max(MEMORY_POINTS)
+    points = ",".join(str(p) for p in MEMORY_POINTS)
+    rows = []
+    try:
+        for implementation, name in (("raw", "raw aiokafka"), ("dispytch", "dispytch")):
+            topic, group = fresh("memory"), fresh("group")
+            await _preload(server.bootstrap, n, topic)
+            sizes = await rss.probe("kafka", implementation, points, server.bootstrap, topic, group)
+            rows.append(MemoryRow("kafka", name, sizes))
+    finally:
+        await asyncio.to_thread(server.close)
+    return rows

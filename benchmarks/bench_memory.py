@@ -4,7 +4,12 @@ Both sides do the same work per event: decode the JSON envelope, validate the bo
 pydantic, resolve one dependency, call the handler, ack. The hand-written loop decodes with
 the standard library's `json`; Dispytch's JSON serializer uses pydantic-core's faster parser,
 so a second hand-written loop uses that parser too: the gap between it and Dispytch is what
-the framework itself costs.
+the framework itself costs. The memory broker settles an ack as it is made, so the time to
+the last ack is the time to the last event handled.
+
+Latency is not measured here: the memory broker lives in one process, and the latency
+scenario's emitter is a separate process. `memory()` measures the resident memory of a
+consumer process (rss.py) at 0, 100k, 500k and 1M events.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
+import rss
 from dispytch import EventEmitter, EventListener
 from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
 from dispytch.emitter.producer import OutgoingMessage
@@ -26,6 +32,7 @@ from dispytch.routing import TopicPattern
 from harness import (
     COUNTER,
     BenchEvent,
+    MemoryRow,
     Payload,
     Row,
     bench_events,
@@ -37,9 +44,18 @@ from harness import (
 )
 
 TOPIC = "bench.events"
+POINTS = (100_000, 500_000, 1_000_000)
 
 
-async def run(n: int) -> list[Row]:
+async def memory() -> list[MemoryRow]:
+    points = ",".join(str(p) for p in POINTS)
+    return [
+        MemoryRow("memory", "raw memory consumer", await rss.probe("memory", "raw", points)),
+        MemoryRow("memory", "dispytch", await rss.probe("memory", "dispytch", points)),
+    ]
+
+
+async def throughput(n: int) -> list[Row]:
     events = bench_events(TOPIC, n)
     return await best_of(
         [
@@ -53,7 +69,8 @@ async def run(n: int) -> list[Row]:
 
 
 def _row(scenario: str, implementation: str, n: int, seconds: float) -> Row:
-    return Row("memory", scenario, implementation, n, seconds)
+    ack = seconds if scenario == "consume" else None  # acks are settled synchronously
+    return Row("memory", scenario, implementation, n, seconds, ack=ack)
 
 
 async def _emit_raw(n: int) -> Row:
@@ -108,7 +125,7 @@ async def _consume_loop(
     """The hand-written loop, decoding JSON with `loads`."""
     n = len(events)
     consumer = MemoryConsumer(get_broker(await _preload(events)), "bench", [TopicPattern(TOPIC)])
-    COUNTER.count = 0
+    COUNTER.reset(n)
 
     await consumer.start()
     start = time.perf_counter()
@@ -126,9 +143,9 @@ async def _consume_loop(
 async def _consume_dispytch(events: list[BenchEvent]) -> Row:
     n = len(events)
     broker = await _preload(events)
-    COUNTER.count = 0
+    COUNTER.reset(n)
     listener = EventListener.from_url(f"memory://{broker}", group="bench")
-    done = count_until(listener, TOPIC, n)
+    done = count_until(listener, TOPIC)
 
     start = time.perf_counter()
     task = asyncio.create_task(listener.listen())

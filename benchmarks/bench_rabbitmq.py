@@ -9,6 +9,10 @@ and does the same work per event.
   and manual acks; decode the envelope, validate `Payload` with pydantic, resolve one
   dependency, call a trivial handler, ack. The hand-written loop is an aio-pika
   `queue.consume` callback (faster here than `async for` over `queue.iterator()`).
+  A client cannot see how many messages of a queue are unacked (that takes the
+  management plugin), so there is no time-to-last-ack column: every implementation
+  sends each basic.ack as its handler returns, none batches them.
+- latency: see latency.py; the emitter publishes transient messages without confirms.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -30,12 +36,14 @@ from faststream.rabbit import (
     RabbitQueue,
 )
 
+import latency as paced
 from brokers import RabbitMQServer
 from dispytch import EventEmitter, EventListener
 from harness import (
     COUNTER,
     Counter,
     Envelope,
+    LatencyRow,
     Payload,
     Row,
     bench_events,
@@ -50,7 +58,7 @@ EXCHANGE = "bench"
 PREFETCH = 100
 
 
-async def run(n: int) -> list[Row]:
+async def throughput(n: int) -> list[Row]:
     server = RabbitMQServer()
     await asyncio.to_thread(server.start)
     try:
@@ -153,7 +161,7 @@ async def _consume(url: str, n: int, implementation: str, consume: Consume) -> R
             )
             await exchange.publish(message, topic)
         await _until_queued(channel, queue, n)
-        COUNTER.count = 0
+        COUNTER.reset(n)
         seconds = await consume(url, n, topic, group)
         assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
         await loaded.delete(if_unused=False, if_empty=False)
@@ -171,54 +179,109 @@ async def _until_queued(channel: AbstractChannel, queue: str, n: int) -> None:
 
 
 async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
-
-    async def on_message(message: AbstractIncomingMessage) -> None:
-        data = json.loads(message.body)
-        await handler(Payload.model_validate(data["body"]), counter_dependency())
-        await message.ack()
-        if COUNTER.count == n:
-            done.set()
-
     start = time.perf_counter()
-    async with await aio_pika.connect_robust(url) as connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=PREFETCH)
-        queue = await channel.declare_queue(f"{EXCHANGE}.{group}", durable=True)
-        await queue.consume(on_message)
-        await done.wait()
+    async with _raw_running(url, topic, group):
+        await COUNTER.reached.wait()
         return time.perf_counter() - start
 
 
 async def _consume_dispytch(url: str, n: int, topic: str, group: str) -> float:
-    listener = EventListener.from_backend(
-        "rabbitmq", group=group, url=url, exchange=EXCHANGE, prefetch=PREFETCH
-    )
-    done = count_until(listener, topic, n)
-
     start = time.perf_counter()
-    task = asyncio.create_task(listener.listen())
-    await done.wait()
-    seconds = time.perf_counter() - start
-    await listener.stop()
-    await task
-    return seconds
+    async with _dispytch_running(url, topic, group):
+        await COUNTER.reached.wait()
+        return time.perf_counter() - start
 
 
 async def _consume_faststream(url: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
+    start = time.perf_counter()
+    async with _faststream_running(url, topic, group):
+        await COUNTER.reached.wait()
+        return time.perf_counter() - start
+
+
+# -- the consumers, running ----------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _raw_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        data = json.loads(message.body)
+        await handler(Payload.model_validate(data["body"]), counter_dependency())
+        await message.ack()
+
+    async with await aio_pika.connect_robust(url) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+        queue = await channel.declare_queue(f"{EXCHANGE}.{group}", durable=True)
+        await queue.bind(exchange, topic)
+        await queue.consume(on_message)
+        yield
+
+
+@asynccontextmanager
+async def _dispytch_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
+    listener = EventListener.from_backend(
+        "rabbitmq", group=group, url=url, exchange=EXCHANGE, prefetch=PREFETCH
+    )
+    count_until(listener, topic)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task
+
+
+@asynccontextmanager
+async def _faststream_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
     broker = RabbitBroker(url, default_channel=Channel(prefetch_count=PREFETCH), logger=None)
     queue = RabbitQueue(f"{EXCHANGE}.{group}", durable=True, routing_key=topic)
 
     @broker.subscriber(queue, RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True))
-    async def handler(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.hit(envelope.body)
 
-    start = time.perf_counter()
     await broker.start()
-    await done.wait()
-    seconds = time.perf_counter() - start
-    await broker.stop()
-    return seconds
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
+    server = RabbitMQServer()
+    await asyncio.to_thread(server.start)
+    url = server.url
+    implementations = {
+        "raw aio-pika": _raw_running,
+        "dispytch": _dispytch_running,
+        "faststream 0.7": _faststream_running,
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in implementations}
+    try:
+        async with await aio_pika.connect(url) as connection:
+            channel = await connection.channel()
+            await channel.declare_exchange(EXCHANGE, "topic", durable=True)
+        for _ in range(rounds):
+            for name, running in implementations.items():
+                topic = f"latency.{uuid.uuid4().hex[:8]}"
+                group = topic.replace(".", "-")
+                results[name].append(
+                    await paced.measure(
+                        "rabbitmq",
+                        url,
+                        f"{EXCHANGE}/{topic}",
+                        rate,
+                        seconds,
+                        partial(running, url, topic, group),
+                    )
+                )
+    finally:
+        await asyncio.to_thread(server.close)
+    config = f"prefetch {PREFETCH}, manual acks, transient messages"
+    return [LatencyRow("rabbitmq", rate, name, r, config) for name, r in results.items()]

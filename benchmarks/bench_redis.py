@@ -12,10 +12,13 @@ gets 50 connections too.
   its start; read them with XREADGROUP (batches of 100): decode the envelope, validate
   `Payload` with pydantic, resolve one dependency, call a trivial handler, XACK. The
   hand-written loop acks each batch with one XACK. Timed from the moment the listener is
-  ready until the last event was handled.
+  ready until the last event was handled, and until XPENDING shows no entry pending (the
+  time to the last ack, polled every millisecond from the last event handled on).
 - consume, Pub/Sub: nothing can be pre-loaded, so the subscriber is started first; then `n`
   events are published in pipelines of 1000 by a plain client. Timed from the first
   PUBLISH until the last event was handled; the same publisher feeds every implementation.
+  Pub/Sub has no acks: the time to the last ack is the time to the last event handled.
+- latency: see latency.py; the emitter XADDs (or PUBLISHes) each due burst in one pipeline.
 
 The "dispytch-redis seam only" rows do the same work through the backend's producer and
 consumer (a plain loop over `listen()` that acks each message) without the rest of
@@ -27,13 +30,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from typing import Any
 
 from faststream import Depends
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from redis.asyncio import Redis
 
+import latency as paced
 from brokers import RedisServer
 from dispytch import EventEmitter, EventListener
 from dispytch.backends import Subscription
@@ -44,6 +51,7 @@ from harness import (
     COUNTER,
     Counter,
     Envelope,
+    LatencyRow,
     Payload,
     Row,
     bench_events,
@@ -54,6 +62,7 @@ from harness import (
     envelope,
     fresh,
     handler,
+    until,
 )
 
 BATCH = 100
@@ -61,7 +70,7 @@ POOL = 50
 CHUNK = 1000
 
 
-async def run(n: int) -> list[Row]:
+async def throughput(n: int) -> list[Row]:
     server = RedisServer()
     await asyncio.to_thread(server.start)
     try:
@@ -188,33 +197,53 @@ async def _emit_faststream(url: str, n: int, destination: dict[str, str]) -> flo
 
 # -- consume -----------------------------------------------------------------------------------
 
-Consume = Callable[[str, int, str, str], Awaitable[float]]
+Acked = Callable[[], Awaitable[float]]
+"""Wait until Redis shows every event acked; the perf_counter() then."""
+Timing = tuple[float, float, float]
+"""The perf_counter() of the start, of the last event handled and of the last ack."""
+Consume = Callable[[str, int, str, str, Acked], Awaitable[Timing]]
 
 
 async def _consume(url: str, n: int, backend: str, implementation: str, consume: Consume) -> Row:
-    """Time one consume implementation on a fresh topic; for Streams, pre-load it first."""
+    """Time one consume implementation on a fresh topic; for Streams, pre-load it first.
+
+    On Streams the last ack is seen by polling XPENDING every millisecond once the last
+    event was handled; Pub/Sub has no acks."""
     topic, group = fresh("consume"), fresh("group")
+    client = Redis.from_url(url)
     if backend == "redis":
         field = "__data__" if implementation.startswith("faststream") else "payload"
-        client = Redis.from_url(url)
         await client.xgroup_create(topic, group, id="0", mkstream=True)
         for first in range(0, n, CHUNK):
             async with client.pipeline(transaction=False) as pipe:
                 for i in range(first, min(first + CHUNK, n)):
                     pipe.xadd(topic, {field: encoded(i)})
                 await pipe.execute()
+
+    async def none_pending() -> bool:
+        return int((await client.xpending(topic, group))["pending"]) == 0
+
+    async def acked() -> float:
+        if backend != "redis":
+            return time.perf_counter()
+        return await until(none_pending, f"{implementation}: XACK of all {n} entries")
+
+    COUNTER.reset(n)
+    try:
+        start, handled, last_ack = await consume(url, n, topic, group, acked)
+    finally:
         await client.aclose()
-    COUNTER.count = 0
-    seconds = await consume(url, n, topic, group)
     assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
-    return Row(backend, "consume", implementation, n, seconds)
+    return Row(backend, "consume", implementation, n, handled - start, ack=last_ack - start)
 
 
-async def _finished(done: asyncio.Event) -> None:
+async def _finished(done: asyncio.Event) -> float:
+    """Wait for `done`; the perf_counter() then."""
     try:
         await asyncio.wait_for(done.wait(), 120)
     except asyncio.TimeoutError:
         raise AssertionError("not every event was handled within 120s") from None
+    return time.perf_counter()
 
 
 async def _publish_all(url: str, n: int, topic: str) -> float:
@@ -230,44 +259,54 @@ async def _publish_all(url: str, n: int, topic: str) -> float:
     return start
 
 
-async def _consume_raw_streams(url: str, n: int, topic: str, group: str) -> float:
+async def _raw_streams_loop(client: Redis, topic: str, group: str, n: int) -> None:
+    """The hand-written loop: XREADGROUP a batch, handle it, XACK it."""
+    while COUNTER.count < n:
+        reply = await client.xreadgroup(group, "raw", {topic: ">"}, count=BATCH, block=1000)
+        for _, entries in reply:
+            for _, fields in entries:
+                data = json.loads(fields[b"payload"])
+                await handler(Payload.model_validate(data["body"]), counter_dependency())
+            await client.xack(topic, group, *(entry_id for entry_id, _ in entries))
+
+
+async def _consume_raw_streams(url: str, n: int, topic: str, group: str, acked: Acked) -> Timing:
     client = RedisStreamsSettings(url=url).client()
     try:
         start = time.perf_counter()
-        while COUNTER.count < n:
-            reply = await client.xreadgroup(group, "raw", {topic: ">"}, count=BATCH, block=1000)
-            for _, entries in reply:
-                for _, fields in entries:
-                    data = json.loads(fields[b"payload"])
-                    await handler(Payload.model_validate(data["body"]), counter_dependency())
-                await client.xack(topic, group, *(entry_id for entry_id, _ in entries))
-        return time.perf_counter() - start
+        await _raw_streams_loop(client, topic, group, n)
+        return start, time.perf_counter(), await acked()
     finally:
         await client.aclose()
 
 
-async def _consume_raw_pubsub(url: str, n: int, topic: str, group: str) -> float:
+async def _raw_pubsub_loop(pubsub: Any, n: int) -> None:
+    while COUNTER.count < n:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+        if message is not None and message["type"] == "message":
+            data = json.loads(message["data"])
+            await handler(Payload.model_validate(data["body"]), counter_dependency())
+
+
+async def _consume_raw_pubsub(url: str, n: int, topic: str, group: str, acked: Acked) -> Timing:
     client = RedisPubSubSettings(url=url).client()
     pubsub = client.pubsub()
     await pubsub.subscribe(topic)
     await pubsub.get_message(timeout=5)  # the subscription's confirmation
     try:
         publishing = asyncio.create_task(_publish_all(url, n, topic))
-        while COUNTER.count < n:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            if message is not None and message["type"] == "message":
-                data = json.loads(message["data"])
-                await handler(Payload.model_validate(data["body"]), counter_dependency())
-        return time.perf_counter() - await publishing
+        await _raw_pubsub_loop(pubsub, n)
+        handled = time.perf_counter()
+        return await publishing, handled, await acked()
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
 
 
 def _consume_dispytch(backend: str) -> Consume:
-    async def consume(url: str, n: int, topic: str, group: str) -> float:
+    async def consume(url: str, n: int, topic: str, group: str, acked: Acked) -> Timing:
         listener = EventListener.from_backend(backend, group=group, url=url)
-        done = count_until(listener, topic, n)
+        done = count_until(listener, topic)
 
         task = asyncio.create_task(listener.listen())
         await listener.wait_ready()
@@ -275,16 +314,16 @@ def _consume_dispytch(backend: str) -> Consume:
             start = time.perf_counter()
         else:
             start = await _publish_all(url, n, topic)
-        await _finished(done)
-        seconds = time.perf_counter() - start
+        handled = await _finished(done)
+        last_ack = await acked()
         await listener.stop()
         await task
-        return seconds
+        return start, handled, last_ack
 
     return consume
 
 
-async def _consume_seam_streams(url: str, n: int, topic: str, group: str) -> float:
+async def _consume_seam_streams(url: str, n: int, topic: str, group: str, acked: Acked) -> Timing:
     subscription = Subscription(group, (TopicPattern(topic),))
     consumer = stream_consumer(RedisStreamsSettings(url=url), subscription)
     await consumer.start()
@@ -295,13 +334,13 @@ async def _consume_seam_streams(url: str, n: int, topic: str, group: str) -> flo
             await handler(Payload.model_validate(data["body"]), counter_dependency())
             consumer.ack(message)
             if COUNTER.count == n:
-                return time.perf_counter() - start
+                return start, time.perf_counter(), await acked()
         raise AssertionError("the consumer stopped early")
     finally:
         await consumer.stop()
 
 
-async def _consume_seam_pubsub(url: str, n: int, topic: str, group: str) -> float:
+async def _consume_seam_pubsub(url: str, n: int, topic: str, group: str, acked: Acked) -> Timing:
     subscription = Subscription(group, (TopicPattern(topic),))
     consumer = pubsub_consumer(RedisPubSubSettings(url=url), subscription)
     await consumer.start()
@@ -312,44 +351,155 @@ async def _consume_seam_pubsub(url: str, n: int, topic: str, group: str) -> floa
             await handler(Payload.model_validate(data["body"]), counter_dependency())
             consumer.ack(message)
             if COUNTER.count == n:
-                return time.perf_counter() - await publishing
+                handled = time.perf_counter()
+                return await publishing, handled, await acked()
         raise AssertionError("the consumer stopped early")
     finally:
         await consumer.stop()
 
 
-async def _consume_faststream_streams(url: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
+def _faststream_streams(url: str, topic: str, group: str) -> RedisBroker:
     broker = RedisBroker(url, logger=None)
     stream = StreamSub(topic, group=group, consumer="faststream", max_records=BATCH)
 
     @broker.subscriber(stream=stream, ack_policy=AckPolicy.ACK)
     async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+        counter.hit(envelope.body)
 
-    await broker.start()
-    start = time.perf_counter()
-    await _finished(done)
-    seconds = time.perf_counter() - start
-    await broker.stop()
-    return seconds
+    return broker
 
 
-async def _consume_faststream_pubsub(url: str, n: int, topic: str, group: str) -> float:
-    done = asyncio.Event()
+def _faststream_pubsub(url: str, topic: str) -> RedisBroker:
     broker = RedisBroker(url, logger=None)
 
     @broker.subscriber(channel=topic)
     async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+        counter.hit(envelope.body)
 
+    return broker
+
+
+async def _consume_faststream_streams(
+    url: str, n: int, topic: str, group: str, acked: Acked
+) -> Timing:
+    broker = _faststream_streams(url, topic, group)
+    await broker.start()
+    start = time.perf_counter()
+    handled = await _finished(COUNTER.reached)
+    last_ack = await acked()
+    await broker.stop()
+    return start, handled, last_ack
+
+
+async def _consume_faststream_pubsub(
+    url: str, n: int, topic: str, group: str, acked: Acked
+) -> Timing:
+    broker = _faststream_pubsub(url, topic)
     await broker.start()
     start = await _publish_all(url, n, topic)
-    await _finished(done)
-    seconds = time.perf_counter() - start
+    handled = await _finished(COUNTER.reached)
+    last_ack = await acked()
     await broker.stop()
-    return seconds
+    return start, handled, last_ack
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+Running = Callable[[str, str], AbstractAsyncContextManager[object]]
+
+
+async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
+    """Both modes, the consumers configured alike: Streams read in batches of BATCH,
+    blocking up to Dispytch's default `block` (1 s) when idle."""
+    server = RedisServer()
+    await asyncio.to_thread(server.start)
+    url = server.url
+    modes: dict[str, dict[str, Running]] = {
+        "redis": {
+            "raw redis-py": partial(_raw_streams_running, url),
+            "dispytch": partial(_dispytch_running, url, "redis"),
+            "faststream 0.7 (ack_policy=ACK)": partial(_faststream_running, url, "redis"),
+        },
+        "redis-pubsub": {
+            "raw redis-py": partial(_raw_pubsub_running, url),
+            "dispytch": partial(_dispytch_running, url, "redis-pubsub"),
+            "faststream 0.7": partial(_faststream_running, url, "redis-pubsub"),
+        },
+    }
+    rows = []
+    try:
+        for backend, implementations in modes.items():
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in implementations}
+            for _ in range(rounds):
+                for name, running in implementations.items():
+                    topic, group = fresh("latency"), fresh("group")
+                    if backend == "redis":
+                        client = Redis.from_url(url)
+                        await client.xgroup_create(topic, group, id="0", mkstream=True)
+                        await client.aclose()
+                    results[name].append(
+                        await paced.measure(
+                            backend, url, topic, rate, seconds, partial(running, topic, group)
+                        )
+                    )
+            config = f"XREADGROUP COUNT {BATCH}" if backend == "redis" else ""
+            rows += [LatencyRow(backend, rate, name, r, config) for name, r in results.items()]
+    finally:
+        await asyncio.to_thread(server.close)
+    return rows
+
+
+@asynccontextmanager
+async def _raw_streams_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
+    client = RedisStreamsSettings(url=url).client(read_timeout=10)
+    task = asyncio.create_task(_raw_streams_loop(client, topic, group, 2**62))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.aclose()
+
+
+@asynccontextmanager
+async def _raw_pubsub_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
+    client = RedisPubSubSettings(url=url).client()
+    pubsub = client.pubsub()
+    await pubsub.subscribe(topic)
+    await pubsub.get_message(timeout=5)  # the subscription's confirmation
+    task = asyncio.create_task(_raw_pubsub_loop(pubsub, 2**62))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+@asynccontextmanager
+async def _dispytch_running(url: str, backend: str, topic: str, group: str) -> AsyncIterator[None]:
+    listener = EventListener.from_backend(backend, group=group, url=url)
+    count_until(listener, topic)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task
+
+
+@asynccontextmanager
+async def _faststream_running(
+    url: str, backend: str, topic: str, group: str
+) -> AsyncIterator[None]:
+    if backend == "redis":
+        broker = _faststream_streams(url, topic, group)
+    else:
+        broker = _faststream_pubsub(url, topic)
+    await broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()

@@ -1,10 +1,18 @@
-"""The benchmark harness: scenarios produce rows, the runner prints one table.
+"""The benchmark harness: what every scenario sends, counts and reports.
 
-Each `bench_<backend>.py` module in this folder exposes `async def run(n: int) -> list[Row]`,
-measuring Dispytch next to a hand-written client loop (and FastStream where it has that
-backend) doing the same work on the same broker in the same run. Every scenario runs
-`ROUNDS` times, in turn with the others (`best_of`); the table gives the fastest run and
-the median one, each also relative to the hand-written loop's.
+Each `bench_<backend>.py` module (registered in run.py) exposes scenarios, each an async
+function returning rows, measuring Dispytch next to a hand-written client loop (and
+FastStream where it has that backend) doing the same work on the same broker in the same
+run:
+
+- `throughput(n) -> list[Row]`: emit and consume rates, and time-to-last-ack;
+- `latency(rate, seconds, rounds) -> list[LatencyRow]`: end-to-end latency at a fixed
+  offered rate, with a separate emitting process (see latency.py);
+- `memory() -> list[MemoryRow]`: resident memory of a consumer process (see rss.py).
+
+A throughput scenario runs `ROUNDS` times, in turn with the others (`best_of`); the table
+gives the median and the fastest run, each relative to the hand-written loop's and to
+FastStream's.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel
@@ -23,15 +31,19 @@ from pydantic import BaseModel
 from dispytch import Dependency, Event, EventBase, EventListener
 
 EVENT_TYPE = "bench"
+LOOP = "asyncio"
+"""The event loop the scenarios run on; run.py sets it to "uvloop" with --loop uvloop."""
 
 
 class Payload(BaseModel):
-    """The event every benchmark sends."""
+    """The event every benchmark sends; `sent_ns` is the sender's `time.monotonic_ns()`,
+    set by the paced emitter of the latency scenario (the clock is shared by processes)."""
 
     user_id: int
     name: str
     score: float
     tags: list[str]
+    sent_ns: int = 0
 
 
 def sample_body(i: int) -> dict[str, Any]:
@@ -64,12 +76,12 @@ class Envelope(BaseModel):
     timestamp: int
 
 
-def envelope(i: int) -> dict[str, Any]:
-    """The wire envelope of event `i`, as a hand-written producer builds it."""
+def envelope(i: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The wire envelope of event `i` (or of `body`), as a hand-written producer builds it."""
     return {
         "id": str(uuid.uuid4()),
         "type": EVENT_TYPE,
-        "body": sample_body(i),
+        "body": sample_body(i) if body is None else body,
         "timestamp": int(time.time() * 1000),
     }
 
@@ -79,10 +91,32 @@ def encoded(i: int) -> bytes:
 
 
 class Counter:
-    """What every benchmark handler counts with, through one injected dependency."""
+    """What every benchmark handler counts with, through one injected dependency.
+
+    With `latencies` set (the latency scenario), each event's time since it was sent is
+    recorded too, for events numbered (`user_id`) `warm_up` and up.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self.latencies: list[int] | None = None
+        self.warm_up = 0
+        self.reached = asyncio.Event()
+        self.target = 0
+
+    def reset(self, target: int = 0, *, record: bool = False, warm_up: int = 0) -> None:
+        """Count from zero; `reached` is set at the `target`th event."""
+        self.count, self.target, self.warm_up = 0, target, warm_up
+        self.latencies = [] if record else None
+        self.reached = asyncio.Event()
+
+    def hit(self, body: Payload) -> None:
+        """Count one handled event."""
+        self.count += 1
+        if self.latencies is not None and body.user_id >= self.warm_up:
+            self.latencies.append(time.monotonic_ns() - body.sent_ns)
+        if self.count == self.target:
+            self.reached.set()
 
 
 COUNTER = Counter()
@@ -94,23 +128,21 @@ def counter_dependency() -> Counter:
 
 async def handler(body: Payload, counter: Counter) -> None:
     """The trivial handler of the hand-written loops."""
-    counter.count += 1
+    counter.hit(body)
 
 
-def count_until(listener: EventListener, topic: str, n: int) -> asyncio.Event:
+def count_until(listener: EventListener, topic: str) -> asyncio.Event:
     """Register the Dispytch benchmark handler on `listener`: it counts events of `topic`
-    through the injected `Counter`; the event returned is set at the `n`th."""
-    done = asyncio.Event()
+    through the injected `Counter`; the event returned is set at the counter's target
+    (`COUNTER.reset(target)` first)."""
 
     @listener.handler(topic=topic, event=EVENT_TYPE)
     async def count(
         event: Event[Payload], counter: Annotated[Counter, Dependency(counter_dependency)]
     ) -> None:
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+        counter.hit(event.body)
 
-    return done
+    return COUNTER.reached
 
 
 def fresh(kind: str) -> str:
@@ -119,14 +151,16 @@ def fresh(kind: str) -> str:
 
 
 ROUNDS = 3
-"""How many times every scenario runs."""
+"""How many times every throughput scenario runs."""
 
 
 @dataclass
 class Row:
-    """One measured line: `events` handled by `implementation`, in `seconds` at best.
+    """One measured throughput line: `events` handled by `implementation` in `seconds`
+    (the fastest run), and the `ack` seconds until the broker showed every one of them
+    acked or committed (consume rows of brokers that show it).
 
-    `runs` holds the seconds of every run of the scenario, the fastest included.
+    `runs` and `ack_runs` hold every run's seconds, the fastest included.
     """
 
     backend: str
@@ -135,6 +169,9 @@ class Row:
     events: int
     seconds: float
     runs: tuple[float, ...] = ()
+    ack: float | None = None
+    ack_runs: tuple[float, ...] = ()
+    loop: str = field(default_factory=lambda: LOOP)
 
     @property
     def rate(self) -> float:
@@ -147,8 +184,47 @@ class Row:
         seconds = statistics.median(self.runs or (self.seconds,))
         return self.events / seconds if seconds else 0.0
 
+    @property
+    def median_ack(self) -> float | None:
+        """Seconds to the last ack in the median run."""
+        return statistics.median(self.ack_runs) if self.ack_runs else self.ack
 
-async def best_of(scenarios: Sequence[Callable[[], Awaitable[Row]]]) -> list[Row]:
+
+@dataclass
+class LatencyRow:
+    """End-to-end latency of `implementation` at `rate` events/s: one dict per round with
+    p50/p99/p999/max (ms), `sent` and `arrived` (measured events, warm-up excluded)."""
+
+    backend: str
+    rate: int
+    implementation: str
+    rounds: list[dict[str, float]]
+    config: str = ""
+    loop: str = field(default_factory=lambda: LOOP)
+
+    def median(self, stat: str) -> float:
+        return statistics.median(r[stat] for r in self.rounds)
+
+    @property
+    def all_arrived(self) -> bool:
+        return all(r["arrived"] >= r["sent"] for r in self.rounds)
+
+
+@dataclass
+class MemoryRow:
+    """Resident memory (MiB) of a consumer process of `implementation` after handling
+    each number of events in `points`."""
+
+    backend: str
+    implementation: str
+    points: dict[int, float]
+    loop: str = field(default_factory=lambda: LOOP)
+
+
+Scenario = Callable[[], Awaitable[Row]]
+
+
+async def best_of(scenarios: Sequence[Scenario]) -> list[Row]:
     """Run every scenario `ROUNDS` times, round after round, and keep each one's fastest
     run, with the seconds of all its runs.
 
@@ -162,27 +238,24 @@ async def best_of(scenarios: Sequence[Callable[[], Awaitable[Row]]]) -> list[Row
     best = []
     for done in runs:
         fastest = min(done, key=lambda row: row.seconds)
-        best.append(replace(fastest, runs=tuple(row.seconds for row in done)))
+        acks = tuple(row.ack for row in done if row.ack is not None)
+        best.append(
+            replace(
+                fastest,
+                runs=tuple(row.seconds for row in done),
+                ack=min(acks) if acks else None,
+                ack_runs=acks,
+            )
+        )
     return best
 
 
-def table(rows: list[Row]) -> str:
-    """A Markdown table; each row's rates are also given relative to the hand-written loop
-    of the same backend and scenario, best run to best run and median to median."""
-    raw = [r for r in rows if r.implementation.startswith("raw")]
-    best = {(r.backend, r.scenario): r.rate for r in raw}
-    median = {(r.backend, r.scenario): r.median_rate for r in raw}
-    lines = [
-        "| backend | scenario | implementation | events | best s | events/s | vs raw "
-        "| median events/s | vs raw (median) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        key = (r.backend, r.scenario)
-        ratio = f"{r.rate / best[key]:.0%}" if key in best else "-"
-        median_ratio = f"{r.median_rate / median[key]:.0%}" if key in median else "-"
-        lines.append(
-            f"| {r.backend} | {r.scenario} | {r.implementation} | {r.events} "
-            f"| {r.seconds:.3f} | {r.rate:,.0f} | {ratio} | {r.median_rate:,.0f} | {median_ratio} |"
-        )
-    return "\n".join(lines)
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> float:
+    """Poll `check` every millisecond until it holds; return the `perf_counter()` at which
+    it was seen to hold. Raises `AssertionError` naming `what` after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    while not await check():
+        if time.perf_counter() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.001)
+    return time.perf_counter()

@@ -47,9 +47,10 @@ class KafkaConsumer(Consumer):
     Each message's `key` is `"<topic>:<partition>"`, so a partition is handled in order
     while partitions run concurrently; `metadata` holds `topic`, `partition`, `offset`,
     `key` (the record key, bytes or None), `headers` (the raw `(name, bytes)` pairs) and
-    `timestamp` (ms). Offsets are committed in batches, every `commit_interval`, when
-    partitions are revoked and on `stop()`, each only up to the highest offset below
-    which every message was acked. A partition with `max_in_flight_per_partition`
+    `timestamp` (ms). Offsets are committed in batches: as soon as every message fetched
+    is acked (the stream went idle), else `commit_interval` after the first ack not
+    committed yet; also when partitions are revoked and on `stop()`; each only up to the
+    highest offset below which every message was acked. A partition with `max_in_flight_per_partition`
     unacked messages is paused until half of them are acked. A nacked message is handed
     out again after its delay (at least `MIN_REDELIVERY_DELAY`) with `attempt` raised;
     Kafka keeps no delivery count, so `attempt` starts over in a new process.
@@ -80,6 +81,7 @@ class KafkaConsumer(Consumer):
         self._lifecycle = asyncio.Lock()
         self._commit_lock = asyncio.Lock()
         self._acked = asyncio.Event()
+        self._drained = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, Partition] = {}
         self._in_flight: dict[Message, Partition] = {}
@@ -170,6 +172,8 @@ class KafkaConsumer(Consumer):
         partition.done(msg.metadata["offset"])
         if not self._acked.is_set():
             self._acked.set()
+        if not self._in_flight and not self._redeliveries and self._backlog_empty():
+            self._drained.set()  # the stream went idle: commit now
         if partition.paused and partition.in_flight <= self._resume_below:
             partition.paused = False
             with suppress(IllegalStateError):  # revoked meanwhile
@@ -195,6 +199,9 @@ class KafkaConsumer(Consumer):
         """Commit, for every assigned partition, the offsets acked contiguously so far."""
         async with self._commit_lock:
             await self._commit(self._partitions)
+
+    def _backlog_empty(self) -> bool:
+        return not any(p.backlog for p in self._partitions.values())
 
     def _running(self) -> AIOKafkaConsumer:
         if self._client is None:
@@ -293,10 +300,16 @@ class KafkaConsumer(Consumer):
             await coordinator.commit_offsets(None, metadata)
 
     async def _commit_periodically(self) -> None:
+        """Commit once every message handed out is acked, or `commit_interval` after the
+        first ack not committed yet, whichever comes first."""
+        acked, drained = self._acked, self._drained
         while True:
-            await self._acked.wait()
-            await asyncio.sleep(self._settings.commit_interval)
-            self._acked.clear()
+            await acked.wait()
+            if not drained.is_set():
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(drained.wait(), self._settings.commit_interval)
+            acked.clear()
+            drained.clear()
             await self.commit()
 
     def _due_redeliveries(self) -> list[Message]:
