@@ -50,10 +50,11 @@ class KafkaConsumer(Consumer):
     `timestamp` (ms). Offsets are committed in batches: as soon as every message fetched
     is acked (the stream went idle), else `commit_interval` after the first ack not
     committed yet; also when partitions are revoked and on `stop()`; each only up to the
-    highest offset below which every message was acked. A partition with `max_in_flight_per_partition`
-    unacked messages is paused until half of them are acked. A nacked message is handed
-    out again after its delay (at least `MIN_REDELIVERY_DELAY`) with `attempt` raised;
-    Kafka keeps no delivery count, so `attempt` starts over in a new process.
+    highest offset below which every message was acked. A partition with
+    `max_in_flight_per_partition` unacked messages is paused until half of them are
+    acked. A nacked message is handed out again after its delay (at least
+    `MIN_REDELIVERY_DELAY`) with `attempt` raised; Kafka keeps no delivery count, so
+    `attempt` starts over in a new process.
     """
 
     def __init__(

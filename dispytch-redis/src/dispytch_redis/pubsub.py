@@ -20,6 +20,7 @@ from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
 from dispytch_redis._cancel import reraise_cancellation
 from dispytch_redis._patterns import glob, parse
+from dispytch_redis._pipelining import Pipelining
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
 from dispytch_redis._replies import data, text
 from dispytch_redis.config import event_config
@@ -28,7 +29,8 @@ _CONFIRM_TIMEOUT = 10.0
 
 
 class RedisProducer(Producer):
-    """Publishes each event on the channel named by its topic (PUBLISH).
+    """Publishes each event on the channel named by its topic (PUBLISH); the PUBLISHes of
+    concurrent emits share one pipeline.
 
     `RedisProducer(redis)` takes a redis-py asyncio client; with `close_client=True` it
     closes the client when stopped.
@@ -37,12 +39,15 @@ class RedisProducer(Producer):
     def __init__(self, redis: Redis, *, close_client: bool = False) -> None:
         self.redis = redis
         self.close_client = close_client
+        self._pipelining = Pipelining(redis)
 
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
-        """PUBLISH `payload` on channel `topic`; raise `ProducerTimeout` if Redis is too slow."""
+        """PUBLISH `payload` on channel `topic`; raise `ProducerTimeout` if Redis is too slow.
+
+        Concurrent sends go to Redis together, in one pipeline."""
         event_config(config, type(self))
         try:
-            await self.redis.publish(topic, payload)
+            await self._pipelining.run(lambda pipe: pipe.publish(topic, payload))
         except TimeoutError as exc:
             raise ProducerTimeout(f"Redis did not confirm PUBLISH to {topic!r} in time") from exc
 
@@ -51,7 +56,8 @@ class RedisProducer(Producer):
         await self.redis.ping()
 
     async def stop(self) -> None:
-        """Close the client if this producer owns it."""
+        """Wait for the sends under way; close the client if this producer owns it."""
+        await self._pipelining.drain()
         if self.close_client:
             await self.redis.aclose()
 

@@ -21,6 +21,7 @@ from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
 from dispytch_redis._cancel import cancel_and_wait, reraise_cancellation
 from dispytch_redis._patterns import glob, parse
+from dispytch_redis._pipelining import Pipelining
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
 from dispytch_redis._replies import Entry, data, field, stream_entries, text
 from dispytch_redis.config import event_config
@@ -34,7 +35,8 @@ class RedisStreamProducer(Producer):
     An entry has a `payload` field and, when the event has headers, a `headers` field
     holding them as a JSON object. `maxlen` trims each stream to about that many
     entries (`MAXLEN ~`); an event's `RedisEventConfig(maxlen=...)` overrides it.
-    With `close_client=True` the client is closed when the producer stops.
+    The XADDs of concurrent emits share one pipeline. With `close_client=True` the
+    client is closed when the producer stops.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class RedisStreamProducer(Producer):
         self.redis = redis
         self.maxlen = maxlen
         self.close_client = close_client
+        self._pipelining = Pipelining(redis)
 
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """XADD `payload` to stream `topic`; raise `ProducerTimeout` if Redis is too slow."""
@@ -55,8 +58,11 @@ class RedisStreamProducer(Producer):
             fields["headers"] = json.dumps(message.headers)
         config = event_config(message.config, type(self))
         maxlen = self.maxlen if config is None or config.maxlen is None else config.maxlen
+        topic = message.topic
         try:
-            await self.redis.xadd(message.topic, fields, maxlen=maxlen, approximate=True)
+            await self._pipelining.run(
+                lambda pipe: pipe.xadd(topic, fields, maxlen=maxlen, approximate=True)
+            )
         except TimeoutError as exc:
             raise ProducerTimeout(
                 f"Redis did not confirm XADD to {message.topic!r} in time"
@@ -67,7 +73,8 @@ class RedisStreamProducer(Producer):
         await self.redis.ping()
 
     async def stop(self) -> None:
-        """Close the client if this producer owns it."""
+        """Wait for the sends under way; close the client if this producer owns it."""
+        await self._pipelining.drain()
         if self.close_client:
             await self.redis.aclose()
 

@@ -329,3 +329,26 @@ async def test_wrapped_consumers_must_leave_commits_to_dispytch(
     with pytest.raises(ValueError, match=problem):
         KafkaConsumer(client)
     await client.stop()
+
+
+async def test_offsets_are_committed_once_the_stream_goes_idle(
+    kafka_server: KafkaServer, kafka_settings: dict[str, Any]
+) -> None:
+    topic, group, probe = fresh("idle"), fresh("group"), Probe()
+    await emit_numbered(kafka_server.bootstrap, topic, range(3))
+    no_periodic_commits = {**kafka_settings, "commit_interval": 600}
+    listener = EventListener.from_backend("kafka", group=group, **no_periodic_commits)
+
+    @listener.handler(topic=topic, event="numbered")
+    async def handle(event: Event[Body]) -> None:
+        probe.add(event.body.seq)
+
+    async with running(listener):
+        await probe.wait_for(3)
+        committed: dict[int, int] = {}
+        for _ in range(300):  # every message is acked: the commit goes out without the timer
+            committed = await committed_offsets(kafka_server.bootstrap, group, topic)
+            if sum(committed.values()) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert sum(committed.values()) == 3, "all three offsets committed while still running"
