@@ -62,7 +62,7 @@ from faststream.middlewares import AckPolicy
 from pydantic_core import from_json
 
 import latency as paced
-import rss
+import resident
 from brokers import KafkaServer
 from dispytch import EventEmitter, EventListener, OutgoingMessage
 from dispytch.backends import Subscription
@@ -492,7 +492,7 @@ async def _faststream_running(bootstrap: str, topic: str, group: str) -> AsyncIt
 # -- memory ------------------------------------------------------------------------------------
 
 
-async def memory() -> list[MemoryRow]:
+async def rss() -> list[MemoryRow]:
     server = KafkaServer()
     await asyncio.to_thread(server.start)
     n = max(MEMORY_POINTS)
@@ -502,7 +502,9 @@ async def memory() -> list[MemoryRow]:
         for implementation, name in (("raw", "raw aiokafka"), ("dispytch", "dispytch")):
             topic, group = fresh("memory"), fresh("group")
             await _preload(server.bootstrap, n, topic)
-            sizes = await rss.probe("kafka", implementation, points, server.bootstrap, topic, group)
+            sizes = await resident.probe(
+                "kafka", implementation, points, server.bootstrap, topic, group
+            )
             rows.append(MemoryRow("kafka", name, sizes))
     finally:
         await asyncio.to_thread(server.close)

@@ -8,8 +8,8 @@ the framework itself costs. The memory broker settles an ack as it is made, so t
 the last ack is the time to the last event handled.
 
 Latency is not measured here: the memory broker lives in one process, and the latency
-scenario's emitter is a separate process. `memory()` measures the resident memory of a
-consumer process (rss.py) at 0, 100k, 500k and 1M events.
+scenario's emitter is a separate process. `rss()` measures the resident memory of a
+consumer process (resident.py) at 0, 100k, 500k and 1M events.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-import rss
+import resident
 from dispytch import EventEmitter, EventListener
 from dispytch.backends.memory import MemoryConsumer, MemoryProducer, get_broker
 from dispytch.emitter.producer import OutgoingMessage
@@ -47,11 +47,11 @@ TOPIC = "bench.events"
 POINTS = (100_000, 500_000, 1_000_000)
 
 
-async def memory() -> list[MemoryRow]:
+async def rss() -> list[MemoryRow]:
     points = ",".join(str(p) for p in POINTS)
     return [
-        MemoryRow("memory", "raw memory consumer", await rss.probe("memory", "raw", points)),
-        MemoryRow("memory", "dispytch", await rss.probe("memory", "dispytch", points)),
+        MemoryRow("memory", "raw memory consumer", await resident.probe("memory", "raw", points)),
+        MemoryRow("memory", "dispytch", await resident.probe("memory", "dispytch", points)),
     ]
 
 

@@ -7,7 +7,10 @@ rows use the client Dispytch's settings build (a blocking pool of 50 connections
 gets 50 connections too.
 
 - emit: build the JSON envelope and send it (XADD, or PUBLISH); `n` events sent
-  concurrently, each awaited until Redis answered.
+  concurrently, each awaited until Redis answered. Dispytch's producers pipeline the
+  commands of concurrent emits; the hand-written row sends each command on its own, as
+  `gather` over redis-py calls does.
+- emit one by one: `n / 4` events, each awaited before the next is sent.
 - consume, Streams: `n` events pre-loaded in a stream whose consumer group was created at
   its start; read them with XREADGROUP (batches of 100): decode the envelope, validate
   `Payload` with pydantic, resolve one dependency, call a trivial handler, XACK. The
@@ -77,6 +80,10 @@ async def throughput(n: int) -> list[Row]:
         url = server.url
         return await best_of(
             [
+                lambda: _emit_one_by_one(url, n // 4, "redis", "raw redis-py"),
+                lambda: _emit_one_by_one(url, n // 4, "redis", "dispytch"),
+                lambda: _emit_one_by_one(url, n // 4, "redis-pubsub", "raw redis-py"),
+                lambda: _emit_one_by_one(url, n // 4, "redis-pubsub", "dispytch"),
                 lambda: _emit(url, n, "redis", "raw redis-py", _emit_raw_streams),
                 lambda: _emit(url, n, "redis", "dispytch", _emit_dispytch("redis")),
                 lambda: _emit(url, n, "redis", "dispytch-redis seam only", _emit_seam_streams),
@@ -116,6 +123,30 @@ Emit = Callable[[str, int, str], Awaitable[float]]
 
 async def _emit(url: str, n: int, backend: str, implementation: str, emit: Emit) -> Row:
     return Row(backend, "emit", implementation, n, await emit(url, n, fresh("emit")))
+
+
+async def _emit_one_by_one(url: str, n: int, backend: str, implementation: str) -> Row:
+    """`n` events sent one after another, each awaited before the next is sent."""
+    topic = fresh("emit")
+    if implementation.startswith("raw"):
+        client = RedisStreamsSettings(url=url).client()
+        send = partial(client.xadd, topic) if backend == "redis" else None
+        start = time.perf_counter()
+        for i in range(n):
+            if send is not None:
+                await send({"payload": encoded(i)})
+            else:
+                await client.publish(topic, encoded(i))
+        seconds = time.perf_counter() - start
+        await client.aclose()
+    else:
+        events = bench_events(topic, n)
+        async with EventEmitter.from_backend(backend, url=url) as emitter:
+            start = time.perf_counter()
+            for event in events:
+                await emitter.emit(event)
+            seconds = time.perf_counter() - start
+    return Row(backend, "emit one by one", implementation, n, seconds)
 
 
 async def _emit_raw_streams(url: str, n: int, topic: str) -> float:

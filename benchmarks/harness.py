@@ -8,7 +8,7 @@ run:
 - `throughput(n) -> list[Row]`: emit and consume rates, and time-to-last-ack;
 - `latency(rate, seconds, rounds) -> list[LatencyRow]`: end-to-end latency at a fixed
   offered rate, with a separate emitting process (see latency.py);
-- `memory() -> list[MemoryRow]`: resident memory of a consumer process (see rss.py).
+- `rss() -> list[MemoryRow]`: resident memory of a consumer process (see resident.py).
 
 A throughput scenario runs `ROUNDS` times, in turn with the others (`best_of`); the table
 gives the median and the fastest run, each relative to the hand-written loop's and to

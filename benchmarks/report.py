@@ -40,7 +40,7 @@ def store(path: Path, kind: str, rows: list[Result]) -> None:
 
 def load(path: Path) -> dict[str, list[Any]]:
     """The rows of the results file, by kind."""
-    loaded: dict[str, list[Any]] = {"throughput": [], "latency": [], "memory": []}
+    loaded: dict[str, list[Any]] = {"throughput": [], "latency": [], "rss": []}
     saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     for entry in saved:
         fields = {k: v for k, v in entry.items() if k not in ("kind", "when")}
@@ -52,7 +52,7 @@ def load(path: Path) -> dict[str, list[Any]]:
             loaded["latency"].append(LatencyRow(**fields))
         else:
             fields["points"] = {int(k): v for k, v in fields["points"].items()}
-            loaded["memory"].append(MemoryRow(**fields))
+            loaded["rss"].append(MemoryRow(**fields))
     return loaded
 
 

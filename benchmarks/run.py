@@ -3,7 +3,7 @@
 python benchmarks/run.py [BROKER ...] [SCENARIO ...] [--loop uvloop] [options]
 
 BROKER is one of the registered benchmark modules (default: all), SCENARIO one of
-throughput, latency, memory (default: all). Each piece run replaces its own rows in
+throughput, latency, rss (default: all). Each piece run replaces its own rows in
 results.json, and results.md is written from all the rows there, so pieces run in
 separate commands (`nox -s bench -- kafka latency`) add up to the full table.
 """
@@ -33,7 +33,7 @@ BENCHES = {
 """Broker name on the command line: the module measuring it. A module defines any of the
 SCENARIOS as async functions (see harness.py)."""
 
-SCENARIOS = ("throughput", "latency", "memory")
+SCENARIOS = ("throughput", "latency", "rss")
 RATES = (2_000, 10_000)
 RESULTS = HERE / "results.json"
 TABLE = HERE / "results.md"
@@ -81,8 +81,8 @@ def _calls(module: Any, scenario: str, args: argparse.Namespace) -> list[Callabl
             )
             for rate in args.rate or RATES
         ]
-    if scenario == "memory" and hasattr(module, "memory"):
-        return [module.memory]
+    if scenario == "rss" and hasattr(module, "rss"):
+        return [module.rss]
     return []
 
 
@@ -98,7 +98,7 @@ def _print(scenario: str, rows: list[Any]) -> None:
     tables = {
         "throughput": report.throughput_table,
         "latency": report.latency_table,
-        "memory": report.memory_table,
+        "rss": report.memory_table,
     }
     print(tables[scenario](rows), flush=True)
 
@@ -120,7 +120,7 @@ def render() -> str:
             "",
             "## Resident memory of a consumer process",
             "",
-            report.memory_table(rows["memory"]),
+            report.memory_table(rows["rss"]),
             "",
             "## When each piece was measured",
             "",

@@ -3,8 +3,8 @@
 Each measurement is a fresh process (this file run as a script) so that nothing the
 benchmark process holds counts:
 
-    python benchmarks/rss.py memory raw|dispytch POINTS
-    python benchmarks/rss.py kafka raw|dispytch POINTS BOOTSTRAP TOPIC GROUP
+    python benchmarks/resident.py memory raw|dispytch POINTS
+    python benchmarks/resident.py kafka raw|dispytch POINTS BOOTSTRAP TOPIC GROUP
 
 It starts the consumer, then reads its resident set size (from /proc, after a garbage
 collection) once it is ready (0 events) and each time it has handled the next number of
