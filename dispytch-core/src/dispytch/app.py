@@ -66,7 +66,6 @@ class App:
         if self._stack is not None:
             raise RuntimeError("the app is already started")
         self._stopping = False
-        self._stop_requested = asyncio.Event()
         stack = AsyncExitStack()
         try:
             if self.lifespan is not None:
@@ -89,13 +88,21 @@ class App:
         """Stop listeners (in-flight handlers get `timeout` seconds, by default
         `stop_timeout`), then app-scoped dependencies, emitters and lifespan."""
         self._stopping = True
-        self._stop_requested.set()
         stack, self._stack = self._stack, None
         if stack is None:
             return
+        self._stop_requested.set()
         if timeout is not None:
             self.stop_timeout = timeout
-        await stack.aclose()
+        try:
+            await stack.aclose()
+        finally:
+            self._stop_requested.clear()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once `request_stop()` or `stop()` was called, until the app stopped."""
+        return self._stop_requested.is_set()
 
     def request_stop(self) -> None:
         """Make `run()` stop the app; for signal handlers. Readiness turns false at once."""
@@ -108,6 +115,13 @@ class App:
         Raises what made a listener fail, after stopping the rest.
         """
         await self.start()
+        await self.serve()
+
+    async def serve(self) -> None:
+        """Run the started app until `request_stop()` (or a listener fails), then stop it.
+
+        Raises what made a listener fail, after stopping the rest.
+        """
         stopped = asyncio.ensure_future(self._stop_requested.wait())
         failures = [asyncio.ensure_future(listener.wait_stopped()) for listener in self._started]
         try:

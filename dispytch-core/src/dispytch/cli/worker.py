@@ -1,0 +1,86 @@
+"""One worker: the app served in this process until SIGTERM/SIGINT, with the health
+endpoint when asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from dispytch.app import App
+from dispytch.cli import event_loop
+from dispytch.cli.health_server import HealthServer
+from dispytch.cli.run import RunOptions
+from dispytch.cli.target import load_app
+from dispytch.logging import configure_logging
+
+logger = logging.getLogger("dispytch.cli")
+
+
+def run_worker(options: RunOptions) -> int:
+    """Serve the app until a signal stops it (exit code 0) or a listener fails (1)."""
+    configure_logging(options.log_level, options.log_format)
+    app = load_app(
+        options.app,
+        factory=options.factory,
+        backend=options.backend,
+        group=options.group,
+        stop_timeout=options.stop_timeout,
+    )
+    try:
+        event_loop.run(serve(app, options), options.loop)
+    except Exception as exc:
+        logger.exception("the app stopped: %r", exc)
+        print(f"dispytch: the app stopped: {exc!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve(app: App, options: RunOptions) -> None:
+    """Start `app` (and the health endpoint), run it until SIGTERM/SIGINT, stop it."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if not app.stop_requested:
+            print("dispytch: stopping; finishing in-flight events ...", file=sys.stderr, flush=True)
+            app.request_stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    health = None
+    try:
+        if options.health_port is not None:
+            health = HealthServer(live=_alive, ready=lambda: _ready(app))
+            port = await health.start(options.health_host, options.health_port)
+            print(f"dispytch: health on {options.health_host}:{port}", file=sys.stderr)
+        await app.start()
+        _announce(app)
+        await app.serve()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if health is not None:
+            await health.stop()
+
+
+async def _alive() -> tuple[bool, str]:
+    return True, "alive"  # the event loop answered; a stuck or dead app ends the process
+
+
+async def _ready(app: App) -> tuple[bool, str]:
+    health = await app.health()
+    if health.ready:
+        return True, f"ready: {len(health.listeners)} listeners, {health.in_flight} in flight"
+    return False, f"not ready: {health.reason}"
+
+
+def _announce(app: App) -> None:
+    for listener in app.listeners:
+        where = listener.backend.name if listener.backend else type(listener.consumer).__name__
+        topics = ", ".join(str(p) for p in listener.subscription.patterns)
+        print(
+            f"dispytch: listening on {where} as group {listener.group!r} to {topics}",
+            file=sys.stderr,
+            flush=True,
+        )
