@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from dispytch.cli.errors import CommandError
+from dispytch.cli.options import LoopName
 
-LoopName = Literal["asyncio", "uvloop"]
 T = TypeVar("T")
 
 

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from dispytch.cli.errors import CommandError
-from dispytch.cli.run import RunOptions
+from dispytch.cli.options import RunOptions
 from dispytch.cli.worker_process import WorkerProcess
 from dispytch.logging import configure_logging
 

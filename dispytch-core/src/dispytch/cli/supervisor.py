@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 
 from dispytch.cli.health_server import HealthServer
-from dispytch.cli.run import RunOptions
+from dispytch.cli.options import RunOptions
 from dispytch.cli.worker_process import WorkerProcess
 from dispytch.logging import configure_logging
 

@@ -11,7 +11,7 @@ import sys
 from dispytch.app import App
 from dispytch.cli import event_loop
 from dispytch.cli.health_server import HealthServer
-from dispytch.cli.run import RunOptions
+from dispytch.cli.options import RunOptions
 from dispytch.cli.target import load_app
 from dispytch.logging import configure_logging
 
