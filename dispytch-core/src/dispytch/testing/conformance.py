@@ -147,6 +147,20 @@ class ConformanceSuite(ObservabilityConformance):
         assert event.body.seq == 1
 
     @pytest.mark.asyncio
+    async def test_a_started_listener_is_healthy(self, backend: BackendUnderTest) -> None:
+        listener = backend.listener(_fresh("group"))
+        self.recording(listener, _fresh("topic"), Probe())
+        await listener.start()
+        try:
+            health = await listener.health()
+        finally:
+            await listener.stop()
+        assert health.ready, health.reason
+        assert health.consuming
+        assert health.backend_reachable is not False, "ping() is optional; if there, it answers"
+        assert not (await listener.health()).consuming
+
+    @pytest.mark.asyncio
     async def test_topic_isolation(self, backend: BackendUnderTest) -> None:
         first, second = _fresh("topic"), _fresh("topic")
         got_first, got_second = Probe(), Probe()
