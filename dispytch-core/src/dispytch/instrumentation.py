@@ -57,7 +57,7 @@ class Delivery:
     None for an undecodable one); `pattern` is the topic pattern of the handler that
     decided the outcome (or of the first matching one), None when no handler matched.
     `outcome` and `reason` are set when the message is settled; `reason` is None for
-    a message handled successfully.
+    a message handled successfully, and `error` is what stopped one that was not.
     """
 
     message: Message
@@ -67,6 +67,7 @@ class Delivery:
     pattern: str | None = None
     outcome: SettledOutcome | None = None
     reason: str | None = None
+    error: BaseException | None = None
     state: dict[str, Any] = field(default_factory=dict)
 
     def log_fields(self) -> dict[str, Any]:

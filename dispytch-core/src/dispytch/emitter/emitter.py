@@ -57,7 +57,6 @@ class EventEmitter:
         middleware: Sequence[Middleware[EmitContext]] = (),
         raise_on_timeout: bool = False,
     ) -> None:
-        self.producer = producer
         self.serializer: Serializer = serializer or JSONSerializer()
         self.raise_on_timeout = raise_on_timeout
         self.backend: Backend | None = None
@@ -66,10 +65,7 @@ class EventEmitter:
         self._chain = (
             Chain.build(list(middleware), self._past_middleware).run if middleware else None
         )
-        self._publish = publisher(producer)
-        self._enqueue = producer.enqueue if isinstance(producer, SupportsEnqueue) else None
-        self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
-        self._warned_headers = False
+        self.use_producer(producer)
         self.instrumentation: list[Instrumentation] = []
         self._observer: Instrumentation | None = None
 
@@ -100,10 +96,23 @@ class EventEmitter:
         emitter.backend_settings = settings
         return emitter
 
+    def use_producer(self, producer: Producer) -> None:
+        """Send through `producer` from now on (the test client swaps in an in-memory one)."""
+        self.producer = producer
+        self._publish = publisher(producer)
+        self._enqueue = producer.enqueue if isinstance(producer, SupportsEnqueue) else None
+        self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
+        self._warned_headers = False
+
     def add_instrumentation(self, instrumentation: Instrumentation) -> None:
         """Report every emit to `instrumentation` (tracing, metrics; see
         `dispytch.instrumentation`); it may add headers, such as a trace context."""
         self.instrumentation.append(check_instrumentation(instrumentation))
+        self._observer = combine(self.instrumentation)
+
+    def remove_instrumentation(self, instrumentation: Instrumentation) -> None:
+        """Stop reporting emits to `instrumentation`."""
+        self.instrumentation.remove(instrumentation)
         self._observer = combine(self.instrumentation)
 
     @property

@@ -241,13 +241,18 @@ class Dispatcher:
         self.instrumentation.handler_finished(call)  # type: ignore[union-attr]
 
     def _note(
-        self, msg: Message, reason: str, handler: Handler | None, envelope: Envelope | None
+        self,
+        msg: Message,
+        reason: str,
+        handler: Handler | None,
+        envelope: Envelope | None,
+        error: BaseException | None = None,
     ) -> None:
         """Tell the instrumented delivery of `msg` why it is settled as it is."""
         delivery = self._deliveries.get(id(msg))
         if delivery is None:
             return
-        delivery.reason = reason
+        delivery.reason, delivery.error = reason, error
         if handler is not None:
             delivery.pattern = handler.pattern.text
         if envelope is not None:
@@ -283,7 +288,7 @@ class Dispatcher:
         failed dead-letter publish, not for a payload that can never decode.
         """
         if self.instrumentation is not None:
-            self._note(msg, reason, handler, envelope)
+            self._note(msg, reason, handler, envelope, error)
         fields = _log_fields(self.source, msg, envelope, handler, attempts, reason=reason)
         if self.native_dead_letter:
             assert isinstance(self.consumer, SupportsDeadLetter)

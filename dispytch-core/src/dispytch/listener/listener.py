@@ -225,6 +225,11 @@ class EventListener:
         self._require_idle("add instrumentation")
         self.instrumentation.append(check_instrumentation(instrumentation))
 
+    def remove_instrumentation(self, instrumentation: Instrumentation) -> None:
+        """Stop reporting to `instrumentation`, from the next start on."""
+        self._require_idle("remove instrumentation")
+        self.instrumentation.remove(instrumentation)
+
     @property
     def source(self) -> Source:
         """The backend's name (never its URL) and the consumer group, for instrumentation."""

@@ -84,10 +84,17 @@ class MemoryBroker:
         self.groups: dict[str, Group] = {}
         self._ids = itertools.count(1)
 
-    def publish(self, topic: str, payload: bytes, headers: dict[str, str], key: str | None) -> None:
+    def publish(
+        self, topic: str, payload: bytes, headers: dict[str, str], key: str | None
+    ) -> list[Delivery]:
+        """Give the message to every group subscribed to `topic`; their deliveries."""
+        deliveries = []
         for group in self.groups.values():
             if group.wants(topic):
-                group.put(Delivery(next(self._ids), topic, payload, dict(headers), key))
+                delivery = Delivery(next(self._ids), topic, payload, dict(headers), key)
+                group.put(delivery)
+                deliveries.append(delivery)
+        return deliveries
 
     def join(self, group: str, patterns: Iterable[TopicPattern]) -> Group:
         """The group named `group`, subscribed (also) to `patterns`."""
