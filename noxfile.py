@@ -25,10 +25,12 @@ FULL_SUITE_PYTHON = "3.11"
 BROKERLESS = [
     "--ignore=tests/integration",
     "--ignore=tests/plugins/test_fresh_environment.py",
+    "-m",
+    "not kafka and not rabbitmq and not redis",  # documentation pages run against a broker
 ]
 """pytest arguments that leave out the suites needing brokers or fresh pip installs."""
 
-nox.options.sessions = ["lint", "typecheck", "tests", "tests_core"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_core", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -105,3 +107,12 @@ def bench(session: nox.Session) -> None:
     """Events/second through Dispytch next to hand-written loops and FastStream; writes a table."""
     _install(session, "bench")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: `mkdocs build --strict`, then its home, guide and API reference
+    pages opened in headless Chromium, which must show them without console errors."""
+    _install(session, "docs")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "tools/site_check.py", "site", "--screenshots", "site/screenshots")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from brokers import KafkaServer, RabbitMQServer, RedisServer
+from dispytch.backends.registry import registry
+
+SQLITE_PLUGIN = Path(__file__).parent / "plugins" / "dispytch-sqlite"
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +36,19 @@ def kafka_server() -> Iterator[KafkaServer]:
     """A Kafka-protocol broker (tansu) shared by the session; never restart it."""
     with KafkaServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sqlite_plugin() -> Iterator[None]:
+    """Install `dispytch-sqlite` (unless it is there) and make discovery see it."""
+    try:
+        importlib.metadata.version("dispytch-sqlite")
+    except importlib.metadata.PackageNotFoundError:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", str(SQLITE_PLUGIN)],
+            check=True,
+        )
+        importlib.invalidate_caches()
+    registry.cache_clear()
+    yield
+    registry.cache_clear()

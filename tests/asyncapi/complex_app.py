@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from dispytch import Event, EventBase, EventEmitter, EventListener, HandlerGroup, TopicSegment
+from dispytch import (
+    App,
+    Event,
+    EventBase,
+    EventEmitter,
+    EventListener,
+    HandlerGroup,
+    TopicSegment,
+)
 from dispytch.kafka import KafkaEventConfig
 
 KAFKA_URL = "kafka://billing:kafka-s3cret-pw@kafka-1:9092,kafka-2:9092?client_id=billing"
@@ -110,14 +118,4 @@ emitter = EventEmitter.from_url(KAFKA_URL)
 amqp_emitter = EventEmitter.from_url(AMQP_URL)
 
 
-class App:
-    """What `dispytch.App` offers the document: listeners, emitters and emitted events."""
-
-    title = "Shop"
-    version = "2.1.0"
-    listeners = [kafka, rabbit]
-    emitters = [emitter, amqp_emitter]
-    emits = [OrderPlaced, OrderShipped]
-
-
-app = App()
+app = App([kafka, rabbit], [emitter, amqp_emitter], emits=[OrderPlaced, OrderShipped])

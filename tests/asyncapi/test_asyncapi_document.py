@@ -21,7 +21,7 @@ from dispytch.testing import Probe
 
 @pytest.fixture
 def shop() -> dict[str, Any]:
-    return asyncapi_document(complex_app.app)
+    return asyncapi_document(complex_app.app, title="Shop", version="2.1.0")
 
 
 def demo_document() -> dict[str, Any]:

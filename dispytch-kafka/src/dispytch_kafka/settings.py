@@ -25,23 +25,30 @@ class KafkaSettings(BackendSettings):
     """
 
     bootstrap_servers: tuple[str, ...] = ("localhost:9092",)
+    """Brokers to bootstrap from: a list, or one comma-separated string."""
     client_id: str = "dispytch"
+    """The client id the brokers see."""
 
     # producing
     acks: Literal[0, 1, "all"] = "all"
+    """Replicas that must have a record before an emit returns: `0`, `1` or `all`."""
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    """Compression of record batches; None sends them uncompressed."""
     linger_ms: int = Field(default=0, ge=0)
     """How long a batch waits for more records before it is sent: more latency per emit,
     fuller batches under load."""
     max_batch_size: int = Field(default=16384, gt=0)
     """Bytes per batch and partition; concurrent emits fill batches up to this."""
     request_timeout_ms: int = Field(default=40000, gt=0)
+    """How long a request, and an emit's confirmation, may take."""
     metadata_max_age_ms: int = Field(default=300000, gt=0)
+    """Metadata refresh interval; also how soon a wildcard handler sees a new topic."""
 
     # consuming
     session_timeout_ms: int = Field(default=10000, gt=0)
+    """A listener silent this long leaves its group."""
     heartbeat_interval_ms: int | None = Field(default=None, gt=0)
-    """Defaults to a third of `session_timeout_ms`."""
+    """Heartbeats to the group coordinator; defaults to a third of `session_timeout_ms`."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a group without committed offsets starts reading a partition."""
     fetch_max_wait_ms: int = Field(default=100, ge=0)
@@ -59,14 +66,22 @@ class KafkaSettings(BackendSettings):
 
     # security, passed through to aiokafka
     security_protocol: SecurityProtocol | None = None
-    """Defaults to SASL_SSL or SASL_PLAINTEXT with SASL, SSL with SSL files, else PLAINTEXT."""
+    """Defaults to SASL_SSL or SASL_PLAINTEXT with SASL, SSL with SSL files, else PLAINTEXT;
+    `SSL` alone trusts the system's CAs."""
     ssl_cafile: str | None = None
+    """A CA file to verify the brokers with; it selects SSL (or SASL_SSL)."""
     ssl_certfile: str | None = None
+    """A client certificate; it selects SSL (or SASL_SSL)."""
     ssl_keyfile: str | None = None
+    """The client certificate's key."""
     ssl_password: SecretStr | None = None
+    """The password of the client certificate's key."""
     sasl_mechanism: SaslMechanism | None = None
+    """`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; set by credentials in the URL."""
     sasl_username: str | None = None
+    """The SASL user."""
     sasl_password: SecretStr | None = None
+    """The SASL password; it never shows in reprs, logs or error messages."""
 
     @model_validator(mode="before")
     @classmethod

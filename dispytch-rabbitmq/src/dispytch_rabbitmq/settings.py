@@ -34,6 +34,8 @@ class RabbitMQSettings(BackendSettings):
     exchange: str = "dispytch"
     """The exchange events are published to and queues are bound to."""
     exchange_type: ExchangeType = "topic"
+    """`topic` (wildcard topics), `direct` (literal topics only) or `fanout` (every queue
+    gets every event)."""
     durable: bool = True
     """Declare the exchange and queues durable (they survive a broker restart)."""
     queue: str = "{exchange}.{group}"

@@ -77,7 +77,7 @@ def amqp_queue(settings: Any, group: str) -> dict[str, Any]:
 def amqp_send(settings: Any) -> dict[str, Any]:
     return {
         "deliveryMode": 2,
-        "mandatory": bool(getattr(settings, "mandatory", True)),
+        "mandatory": getattr(settings, "unroutable", "raise") == "raise",
         "bindingVersion": AMQP,
     }
 
