@@ -91,6 +91,33 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0
         await asyncio.sleep(0.05)
 
 
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """Status and body of `GET path` on 127.0.0.1:`port`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        response = (await asyncio.wait_for(reader.read(), 10)).decode()
+    finally:
+        writer.close()
+    head, _, body = response.partition("\r\n\r\n")
+    return int(head.split()[1]), body.strip()
+
+
+async def until_ready(port: int, what: str, timeout: float = 60.0) -> None:
+    """Poll `/readyz` on `port` until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status, body = await http_get(port, "/readyz")
+        except OSError as exc:
+            status, body = 0, repr(exc)  # not listening yet
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz answered {status} {body!r} for {timeout}s: {what}")
+        await asyncio.sleep(0.1)
+
+
 Record = tuple[int, str, int]
 """(pid, partition or "-", seq) of one handled event."""
 
@@ -187,10 +214,14 @@ def worker_pids(supervisor_pid: int) -> list[int]:
         return []
 
 
-async def check_competing_workers(url: str, topic: str, group: str, directory: Path) -> str:
+async def check_competing_workers(
+    url: str, topic: str, group: str, directory: Path, health_port: int | None = None
+) -> str:
     """`dispytch run recorder:app --workers 3` on `url`: events are spread over the three
     workers, a SIGKILLed worker is replaced and the replacement consumes, nothing is lost,
-    and SIGTERM drains every worker with exit code 0. Returns what was measured."""
+    and SIGTERM drains every worker with exit code 0. With `health_port`, the supervisor's
+    `/readyz` answers 200 once every worker is ready, and again once the replacement is.
+    Returns what was measured."""
     record = directory / "records.txt"
     (directory / "recorder.py").write_text(RECORDER_APP)
     env = {
@@ -200,9 +231,10 @@ async def check_competing_workers(url: str, topic: str, group: str, directory: P
         "TEST_RECORD": str(record),
         "TEST_HANDLER_DELAY": "0.005",
     }
-    service = ServiceProcess(
-        ["recorder:app", "--workers", "3", "--stop-timeout", "20"], cwd=directory, env=env
-    )
+    args = ["recorder:app", "--workers", "3", "--stop-timeout", "20"]
+    if health_port is not None:
+        args += ["--health-port", str(health_port)]
+    service = ServiceProcess(args, cwd=directory, env=env)
     emitted: set[int] = set()
 
     async def emit(seqs: range) -> set[int]:
@@ -218,6 +250,8 @@ async def check_competing_workers(url: str, topic: str, group: str, directory: P
         await service.wait_for_log("listening on", count=3)
         await eventually(lambda: len(worker_pids(service.pid)) == 3, "three workers run")
         workers = set(worker_pids(service.pid))
+        if health_port is not None:
+            await until_ready(health_port, "every worker is ready")
         first = await emit(range(0, 600))
         await eventually(lambda: len({p for p, *_ in records(record)}) == 3, "all three consume")
         victim = sorted(workers)[0]
@@ -236,6 +270,8 @@ async def check_competing_workers(url: str, topic: str, group: str, directory: P
             start += 30
             await eventually(lambda batch=batch: handled(batch), "a batch was handled")
         replaced_in = time.monotonic() - killed_at
+        if health_port is not None:
+            await until_ready(health_port, "the replacement is ready too")
         service.terminate()
         terminated_at = time.monotonic()
         code = await service.wait(30)

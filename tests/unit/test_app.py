@@ -1,5 +1,6 @@
 """App: lifespan order, app-scoped dependencies, dependency overrides, health."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -132,3 +133,25 @@ async def test_a_listener_alone_enters_its_app_scoped_dependencies_itself() -> N
         await eventually(lambda: "seen [1, 2]" in log)
     await listener.stop()
     assert log == ["entered", "seen [1]", "seen [1, 2]", "exited"]
+
+
+async def test_a_listener_whose_handlers_are_all_stuck_is_not_ready() -> None:
+    url, release = f"memory://{fresh('app')}", asyncio.Event()
+    listener = EventListener.from_url(
+        url, group="g", listener_options={"max_in_flight": 1, "ordered": False}
+    )
+
+    @listener.handler(topic="pings", event="ping")
+    async def stuck(event: Event[Any]) -> None:
+        await release.wait()
+
+    async with App([listener]) as app, EventEmitter.from_url(url) as emitter:
+        await emitter.emit_many(Ping(n=n) for n in range(2))
+        await asyncio.sleep(0.05)  # the listener waits for room: it does not poll meanwhile
+        health = await app.health(stale_after=0.01)
+        release.set()
+    assert not health.ready
+    [stale] = health.listeners
+    assert stale.consuming
+    assert stale.in_flight == 1
+    assert "no poll for" in str(stale.reason)

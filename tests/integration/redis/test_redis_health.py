@@ -8,21 +8,16 @@ import pytest
 from redis_helpers import fresh
 
 from brokers import RedisServer, free_port
-from service_process import RECORDER_APP, ServiceProcess, emit_numbered, eventually, records
+from service_process import (
+    RECORDER_APP,
+    ServiceProcess,
+    emit_numbered,
+    eventually,
+    http_get,
+    records,
+)
 
 pytestmark = pytest.mark.redis
-
-
-async def http_get(port: int, path: str) -> tuple[int, str]:
-    """Status and body of `GET path` on 127.0.0.1:`port`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-        response = (await asyncio.wait_for(reader.read(), 10)).decode()
-    finally:
-        writer.close()
-    head, _, body = response.partition("\r\n\r\n")
-    return int(head.split()[1]), body.strip()
 
 
 async def test_readiness_follows_the_broker_and_the_shutdown_while_liveness_stays(
@@ -60,6 +55,9 @@ async def test_readiness_follows_the_broker_and_the_shutdown_while_liveness_stay
     try:
         await service.wait_for_log("listening on redis")
         assert await status("/readyz") == 200
+        metrics, exposition = await http_get(port, "/metrics")
+        assert metrics == 200
+        assert "# TYPE" in exposition
 
         loop = asyncio.get_running_loop()
         redis.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from dispytch.cli.health_server import HealthServer
 from dispytch.cli.options import RunOptions
+from dispytch.cli.target import load_app
 from dispytch.cli.worker_process import WorkerProcess
 from dispytch.logging import configure_logging
 
@@ -40,10 +42,23 @@ def supervise(options: RunOptions) -> int:
     env = dict(os.environ)
     for variable in ("DISPYTCH_WORKERS", "DISPYTCH_RELOAD", "DISPYTCH_HEALTH_PORT"):
         env.pop(variable, None)
+    metrics_dir = None
     if "PROMETHEUS_MULTIPROC_DIR" not in env and importlib.util.find_spec("prometheus_client"):
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispytch-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = env["PROMETHEUS_MULTIPROC_DIR"]
-    return asyncio.run(Supervisor(options, env).run())
+        metrics_dir = tempfile.mkdtemp(prefix="dispytch-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        # Import the app here once, so that a typo fails at once instead of in every worker.
+        load_app(
+            options.app,
+            factory=options.factory,
+            backend=options.backend,
+            group=options.group,
+            stop_timeout=options.stop_timeout,
+        )
+        return asyncio.run(Supervisor(options, env).run())
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @dataclass
