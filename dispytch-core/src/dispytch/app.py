@@ -136,6 +136,11 @@ class App:
         if ended and not self._stopping:
             raise RuntimeError("a listener stopped on its own; the app stopped with it")
 
+    @property
+    def running(self) -> bool:
+        """True from a successful `start()` until `stop()`."""
+        return self._stack is not None
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
