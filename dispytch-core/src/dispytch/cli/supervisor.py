@@ -66,19 +66,22 @@ class _Slot:
     """One worker position: its current process and its crash history."""
 
     index: int
+    backoff: float
     process: WorkerProcess | None = None
     health_port: int | None = None
     quick_crashes: int = 0
-    backoff: float = BACKOFF_FIRST
 
 
 class Supervisor:
     """Keeps `options.workers` worker processes running until told to stop."""
 
-    def __init__(self, options: RunOptions, env: dict[str, str]) -> None:
+    def __init__(
+        self, options: RunOptions, env: dict[str, str], first_backoff: float = BACKOFF_FIRST
+    ) -> None:
         self.options = options
         self.env = env
-        self.slots = [_Slot(i) for i in range(options.workers)]
+        self.first_backoff = first_backoff
+        self.slots = [_Slot(i, first_backoff) for i in range(options.workers)]
         self._stopping = False
         self._gave_up = False
         self._done = asyncio.Event()
@@ -138,7 +141,7 @@ class Supervisor:
             flush=True,
         )
         if uptime >= STEADY_AFTER:
-            slot.quick_crashes, slot.backoff = 0, BACKOFF_FIRST
+            slot.quick_crashes, slot.backoff = 0, self.first_backoff
         slot.quick_crashes += 1
         if slot.quick_crashes > MAX_QUICK_CRASHES:
             print(

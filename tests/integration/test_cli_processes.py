@@ -1,4 +1,5 @@
-"""`dispytch probe`, `dispytch run --reload`, and `dispytch run` options from the environment."""
+"""`dispytch probe`, `dispytch run --reload`, the supervisor giving up, and `dispytch run`
+options from the environment: process tests, run with the broker suites on one Python."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dispytch.cli.options import RunOptions
+from dispytch.cli.supervisor import MAX_QUICK_CRASHES, Supervisor
 from service_process import ServiceProcess
 
 APP = """
@@ -86,3 +89,15 @@ async def test_touching_a_source_file_restarts_the_worker_exactly_once(tmp_path:
     finally:
         service.kill_all()
     assert "reloaded.py changed" in service.output()
+
+
+async def test_the_supervisor_gives_up_on_workers_that_keep_crashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "crashing.py").write_text("raise RuntimeError('broken at import')\n")
+    monkeypatch.chdir(tmp_path)
+    supervisor = Supervisor(RunOptions(app="crashing:app"), dict(os.environ), 0.01)
+    assert await supervisor.run() == 1
+    errors = capfd.readouterr().err
+    assert f"crashed {MAX_QUICK_CRASHES} times in a row soon after starting; giving up" in errors
+    assert errors.count("RuntimeError: broken at import") > MAX_QUICK_CRASHES
