@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import functools
 import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,11 +118,13 @@ def serve(site: Path) -> Iterator[str]:
 def chromium() -> Iterator[str]:
     """Start headless Chromium with a fresh profile; yields its DevTools HTTP address."""
     executable = _chromium_executable()
-    with tempfile.TemporaryDirectory(prefix="site-check-") as profile:
+    # Chromium's helper processes may still be writing to the profile as it is removed.
+    with tempfile.TemporaryDirectory(prefix="site-check-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so that its helpers end with it
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -133,12 +137,19 @@ def chromium() -> Iterator[str]:
                 time.sleep(0.1)
             yield f"127.0.0.1:{port_file.read_text().split()[0]}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _end(process)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Stop Chromium and every helper process it started."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _chromium_executable() -> str:
