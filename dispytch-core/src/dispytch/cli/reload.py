@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 
+from dispytch.cli.console import say, use_format
 from dispytch.cli.errors import CommandError
 from dispytch.cli.options import RunOptions
 from dispytch.cli.worker_process import WorkerProcess
@@ -24,6 +24,7 @@ def run_with_reload(options: RunOptions) -> int:
             "--reload needs watchfiles: pip install 'dispytch-core[reload]'"
         ) from None
     configure_logging(options.log_level, options.log_format)
+    use_format(options.log_format)
     return asyncio.run(_reload_loop(options))
 
 
@@ -40,16 +41,12 @@ async def _reload_loop(options: RunOptions) -> int:
         argv += ["--health-host", options.health_host, "--health-port", str(options.health_port)]
     grace = options.stop_timeout + 5.0
     root = os.getcwd()
-    print(f"dispytch: watching {root} for changes to .py files", file=sys.stderr, flush=True)
+    say(f"watching {root} for changes to .py files")
     worker = await WorkerProcess.start(argv, env)
     try:
         async for changes in awatch(root, watch_filter=PythonFilter(), stop_event=stop):
             names = sorted({path.removeprefix(root + os.sep) for _, path in changes})
-            print(
-                f"dispytch: {', '.join(names)} changed; restarting the worker",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"{', '.join(names)} changed; restarting the worker")
             await worker.terminate(grace)
             worker = await WorkerProcess.start(argv, env)
     finally:

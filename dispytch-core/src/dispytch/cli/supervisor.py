@@ -16,10 +16,10 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 from dataclasses import dataclass
 
+from dispytch.cli.console import say, use_format
 from dispytch.cli.health_server import HealthServer
 from dispytch.cli.options import RunOptions
 from dispytch.cli.target import load_app
@@ -39,6 +39,7 @@ def supervise(options: RunOptions) -> int:
     """Run `options.workers` workers until a signal (exit code 0 when every worker
     drained cleanly) or until they keep crashing (exit code 1)."""
     configure_logging(options.log_level, options.log_format)
+    use_format(options.log_format)
     env = dict(os.environ)
     for variable in ("DISPYTCH_WORKERS", "DISPYTCH_RELOAD", "DISPYTCH_HEALTH_PORT"):
         env.pop(variable, None)
@@ -95,7 +96,7 @@ class Supervisor:
         if self.options.health_port is not None:
             health = HealthServer(live=self._alive, ready=self._ready)
             port = await health.start(self.options.health_host, self.options.health_port)
-            print(f"dispytch: health on {self.options.health_host}:{port}", file=sys.stderr)
+            say(f"health on {self.options.health_host}:{port}")
         try:
             for slot in self.slots:
                 await self._spawn(slot)
@@ -110,11 +111,7 @@ class Supervisor:
 
     def _stop(self) -> None:
         if not self._stopping:
-            print(
-                f"dispytch: stopping {len(self.slots)} workers; finishing in-flight events ...",
-                file=sys.stderr,
-                flush=True,
-            )
+            say(f"stopping {len(self.slots)} workers; finishing in-flight events ...")
         self._stopping = True
         self._done.set()
 
@@ -123,7 +120,7 @@ class Supervisor:
         argv = self.options.worker_argv(slot.health_port)
         env = {**self.env, "DISPYTCH_WORKER_INDEX": str(slot.index)}
         slot.process = process = await WorkerProcess.start(argv, env)
-        print(f"dispytch: worker {slot.index} started (pid {process.pid})", file=sys.stderr)
+        say(f"worker {slot.index} started (pid {process.pid})")
         watcher = asyncio.create_task(self._watch(slot, process))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
@@ -134,27 +131,20 @@ class Supervisor:
         if self._stopping:
             return
         uptime = process.uptime()
-        print(
-            f"dispytch: worker {slot.index} (pid {process.pid}) exited with code {code} "
-            f"after {uptime:.1f}s",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"worker {slot.index} (pid {process.pid}) exited with code {code} after {uptime:.1f}s")
         if uptime >= STEADY_AFTER:
             slot.quick_crashes, slot.backoff = 0, self.first_backoff
         slot.quick_crashes += 1
-        if slot.quick_crashes > MAX_QUICK_CRASHES:
-            print(
-                f"dispytch: worker {slot.index} crashed {MAX_QUICK_CRASHES} times in a row "
-                "soon after starting; giving up",
-                file=sys.stderr,
-                flush=True,
+        if slot.quick_crashes >= MAX_QUICK_CRASHES:
+            say(
+                f"worker {slot.index} crashed {MAX_QUICK_CRASHES} times in a row "
+                "soon after starting; giving up"
             )
             self._gave_up = self._stopping = True
             self._done.set()
             return
         delay, slot.backoff = slot.backoff, min(slot.backoff * 2, BACKOFF_MAX)
-        print(f"dispytch: restarting worker {slot.index} in {delay:.1f}s", file=sys.stderr)
+        say(f"restarting worker {slot.index} in {delay:.1f}s")
         await asyncio.sleep(delay)
         if not self._stopping:
             await self._spawn(slot)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 from dispytch.app import App
 from dispytch.cli import event_loop
+from dispytch.cli.console import say, use_format
 from dispytch.cli.health_server import HealthServer
 from dispytch.cli.options import RunOptions
 from dispytch.cli.target import load_app
@@ -21,6 +21,7 @@ logger = logging.getLogger("dispytch.cli")
 def run_worker(options: RunOptions) -> int:
     """Serve the app until a signal stops it (exit code 0) or a listener fails (1)."""
     configure_logging(options.log_level, options.log_format)
+    use_format(options.log_format)
     app = load_app(
         options.app,
         factory=options.factory,
@@ -32,7 +33,7 @@ def run_worker(options: RunOptions) -> int:
         event_loop.run(serve(app, options), options.loop)
     except Exception as exc:
         logger.exception("the app stopped: %r", exc)
-        print(f"dispytch: the app stopped: {exc!r}", file=sys.stderr)
+        say(f"the app stopped: {exc!r}")
         return 1
     return 0
 
@@ -40,11 +41,14 @@ def run_worker(options: RunOptions) -> int:
 async def serve(app: App, options: RunOptions) -> None:
     """Start `app` (and the health endpoint), run it until SIGTERM/SIGINT, stop it."""
     loop = asyncio.get_running_loop()
+    starting: asyncio.Future[None] | None = None
 
     def stop() -> None:
         if not app.stop_requested:
-            print("dispytch: stopping; finishing in-flight events ...", file=sys.stderr, flush=True)
+            say("stopping; finishing in-flight events ...")
             app.request_stop()
+        if starting is not None and not starting.done():
+            starting.cancel()  # a start waiting on an unreachable broker gives up
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
@@ -53,8 +57,14 @@ async def serve(app: App, options: RunOptions) -> None:
         if options.health_port is not None:
             health = HealthServer(live=_alive, ready=lambda: _ready(app))
             port = await health.start(options.health_host, options.health_port)
-            print(f"dispytch: health on {options.health_host}:{port}", file=sys.stderr)
-        await app.start()
+            say(f"health on {options.health_host}:{port}")
+        starting = asyncio.ensure_future(app.start())
+        try:
+            await starting
+        except asyncio.CancelledError:
+            if not app.stop_requested:
+                raise
+            return
         _announce(app)
         await app.serve()
     finally:
@@ -79,8 +89,4 @@ def _announce(app: App) -> None:
     for listener in app.listeners:
         where = listener.backend.name if listener.backend else type(listener.consumer).__name__
         topics = ", ".join(str(p) for p in listener.subscription.patterns)
-        print(
-            f"dispytch: listening on {where} as group {listener.group!r} to {topics}",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"listening on {where} as group {listener.group!r} to {topics}")

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
+from dispytch.cli.console import say
+
 
 class WorkerProcess:
     """A running `dispytch run` child sharing this process's stdout and stderr."""
@@ -46,11 +48,7 @@ class WorkerProcess:
             try:
                 return await asyncio.wait_for(self.process.wait(), grace)
             except asyncio.TimeoutError:
-                print(
-                    f"dispytch: worker pid {self.pid} did not stop within {grace:.0f}s; killing it",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                say(f"worker pid {self.pid} did not stop within {grace:.0f}s; killing it")
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
         return await self.process.wait()

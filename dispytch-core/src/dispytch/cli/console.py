@@ -1,0 +1,28 @@
+"""What `dispytch run` tells the operator on stderr: `dispytch: ...` lines, or with
+`--log-format json` JSON lines like every other log record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from dispytch.logging import JSONFormatter, LogFormat
+
+_settings: dict[str, LogFormat] = {"format": "text"}
+
+
+def use_format(log_format: LogFormat) -> None:
+    """Write what `say` is given as `log_format` from now on (the process's `--log-format`)."""
+    _settings["format"] = log_format
+
+
+def say(message: str) -> None:
+    """Tell the operator `message` (a start, a stop, a restart) on stderr."""
+    if _settings["format"] == "json":
+        record = logging.makeLogRecord(
+            {"name": "dispytch.cli", "levelno": logging.INFO, "levelname": "INFO", "msg": message}
+        )
+        line = JSONFormatter().format(record)
+    else:
+        line = f"dispytch: {message}"
+    print(line, file=sys.stderr, flush=True)
