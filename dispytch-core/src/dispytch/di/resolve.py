@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from dispytch.di.plan import (
     ARG_CACHED_CALL,
@@ -81,7 +81,7 @@ class Scope:
         raw = self.envelope.body
         try:
             value = raw if body is None else body.validator.validate_python(raw)
-        except ValidationError as exc:
+        except Exception as exc:  # ValidationError, or RecursionError on a hostile body
             raise InvalidEvent(f"event body does not validate: {exc}") from exc
         e = self.envelope
         if isinstance(value, EventBase):  # an emitted event's class, as the body type
@@ -184,7 +184,7 @@ def _segment(source: SegmentParam, scope: Scope) -> Any:
     raw = scope.segments[source.segment]
     try:
         return source.adapter.validate_python(raw)
-    except ValidationError as exc:
+    except Exception as exc:
         raise InvalidEvent(f"topic segment {{{source.segment}}}={raw!r} is invalid: {exc}") from exc
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
-from dispytch.dead_letter import DeadLetter, Reason
+from dispytch.dead_letter import KEPT_PAYLOAD_BYTES, DeadLetter, Reason, error_text
 from dispytch.di.plan import EventParam
 from dispytch.di.resolve import InvalidEvent, Scope, run
 from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
@@ -25,13 +25,14 @@ from dispytch.instrumentation import (
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
 from dispytch.middleware import Chain, Context
-from dispytch.serialization import DecodeError, Envelope, Serializer
+from dispytch.serialization import Envelope, Serializer
 
 logger = logging.getLogger("dispytch.listener")
 
 UnmatchedPolicy = Literal["ack", "dead_letter"]
 
 _ROUTE_CACHE_SIZE = 4096
+_CACHED_TYPE_LENGTH = 256
 
 
 class Outcome(enum.IntEnum):
@@ -70,6 +71,7 @@ class Dispatcher:
         on_unmatched: UnmatchedPolicy,
         max_deliveries: int | None,
         redelivery_delay: float,
+        max_message_bytes: int | None = None,
         source: Source | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
@@ -81,6 +83,7 @@ class Dispatcher:
         self.native_dead_letter = native_dead_letter and isinstance(consumer, SupportsDeadLetter)
         self.on_unmatched = on_unmatched
         self.max_deliveries = max_deliveries
+        self.max_message_bytes = max_message_bytes
         self.redelivery_delay = redelivery_delay
         self._chains = {
             id(h): Chain.build(h.middleware, _endpoint(h)).run
@@ -98,7 +101,11 @@ class Dispatcher:
     async def handle(self, msg: Message) -> Outcome:
         """Run every matching handler on `msg`, then ack, nack or leave it to the broker;
         returns how it was settled."""
-        outcome = await self._outcome(msg)
+        try:
+            outcome = await self._outcome(msg)
+        except Exception as exc:  # a failure nothing below foresaw: settle the message anyway
+            logger.exception("handling a message from %s failed", msg.topic)
+            outcome = await self._dead_letter(msg, exc, "internal_error", None, msg.attempt)
         if outcome is Outcome.ACK or outcome is Outcome.DEAD_LETTERED:
             result = self.consumer.ack(msg)
             if result is not None and inspect.isawaitable(result):
@@ -131,9 +138,15 @@ class Dispatcher:
         if self.max_deliveries is not None and msg.attempt > self.max_deliveries:
             error = RuntimeError(f"delivered {msg.attempt} times, more than {self.max_deliveries}")
             return self._dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
+        limit = self.max_message_bytes
+        if limit is not None and len(msg.payload) > limit:
+            too_large = ValueError(
+                f"payload of {len(msg.payload)} bytes is larger than max_message_bytes={limit}"
+            )
+            return self._dead_letter(msg, too_large, "too_large", None, msg.attempt)
         try:
             envelope = self.serializer.loads(msg.payload)
-        except DecodeError as exc:
+        except Exception as exc:  # DecodeError, or what a parser raises on hostile input
             return self._dead_letter(msg, exc, "undecodable", None, 1)
         matched = self._route(msg.topic, envelope.type)
         if not matched:
@@ -159,9 +172,10 @@ class Dispatcher:
                 for h in self.handlers
                 if h.accepts(event_type) and (segments := h.pattern.match(topic)) is not None
             ]
-            if len(self._routes) >= _ROUTE_CACHE_SIZE:
-                self._routes.clear()
-            self._routes[key] = found
+            if len(event_type) <= _CACHED_TYPE_LENGTH:  # hostile types must not fill memory
+                if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[key] = found
         return found
 
     async def _run(
@@ -263,13 +277,15 @@ class Dispatcher:
             if self.instrumentation is not None:
                 self._note(msg, "unmatched", None, envelope)
             logger.info(
-                "no handler for event type %r on %s; acked",
+                "no handler for event type %.200r on %s; acked",
                 envelope.type,
                 msg.topic,
                 extra=_log_fields(self.source, msg, envelope, None, 1, "ack", "unmatched"),
             )
             return Outcome.ACK
-        error = LookupError(f"no handler for event type {envelope.type!r} on topic {msg.topic!r}")
+        error = LookupError(
+            f"no handler for event type {envelope.type[:200]!r} on topic {msg.topic!r}"
+        )
         return await self._dead_letter(msg, error, "unmatched", None, 1, envelope)
 
     async def _dead_letter(
@@ -292,24 +308,27 @@ class Dispatcher:
         fields = _log_fields(self.source, msg, envelope, handler, attempts, reason=reason)
         if self.native_dead_letter:
             assert isinstance(self.consumer, SupportsDeadLetter)
-            await self.consumer.dead_letter(msg, f"{reason}: {type(error).__name__}: {error}")
+            await self.consumer.dead_letter(
+                msg, f"{reason}: {type(error).__name__}: {error_text(error)}"
+            )
             return Outcome.SETTLED
         template = self.dead_letter_topic
         if handler is not None and handler.spec.dead_letter_topic is not DEFAULT:
             template = handler.spec.dead_letter_topic
         letter = DeadLetter.of(
-            msg, error, reason=reason, handler=handler.name if handler else None, attempts=attempts
+            msg,
+            error,
+            reason=reason,
+            handler=handler.name if handler else None,
+            attempts=attempts,
+            keep=KEPT_PAYLOAD_BYTES if reason == "too_large" else None,
         )
+        # Only a handler failure, or a dead letter that could not be sent, may go better on
+        # another delivery; past max_deliveries nothing does.
         retryable = reason == "handler_failed"
         if template is not None and self.producer is not None:
             topic = template.format(topic=msg.topic)
-            try:
-                payload = self.serializer.dumps(letter.envelope())
-                await publisher(self.producer)(OutgoingMessage(topic, payload))
-            except Exception:
-                logger.exception("could not publish a dead letter to %s", topic, extra=fields)
-                retryable = True
-            else:
+            if await self._publish(topic, letter, fields):
                 fields["outcome"] = "dead_letter"
                 logger.warning(
                     "dead-lettered a message from %s to %s (%s)",
@@ -319,17 +338,39 @@ class Dispatcher:
                     extra=fields,
                 )
                 return Outcome.DEAD_LETTERED
+            retryable = reason != "too_many_deliveries"
         if retryable and isinstance(self.consumer, SupportsNack):
             return Outcome.NACK
         fields["outcome"] = "ack"
+        if (letter.payload_size or 0) > KEPT_PAYLOAD_BYTES:
+            letter = letter.reduced("too large to log")
         logger.error(
-            "message from %s could not be handled and has no dead-letter destination; "
+            "message from %s could not be handled or dead-lettered; "
             "acking it to keep the stream moving. Dead letter: %s",
             msg.topic,
             letter.model_dump_json(),
             extra=fields,
         )
         return Outcome.ACK
+
+    async def _publish(self, topic: str, letter: DeadLetter, fields: dict[str, Any]) -> bool:
+        """Send `letter` to `topic`; when the serializer or the broker refuses it, send it
+        reduced to what any takes. False when neither went out."""
+        assert self.producer is not None
+        send = publisher(self.producer)
+        try:
+            await send(OutgoingMessage(topic, self.serializer.dumps(letter.envelope())))
+            return True
+        except Exception as exc:
+            why = f"the full dead letter could not be sent: {type(exc).__name__}: {exc}"
+        try:
+            reduced = letter.reduced(why)
+            await send(OutgoingMessage(topic, self.serializer.dumps(reduced.envelope())))
+        except Exception:
+            logger.exception("could not publish a dead letter to %s (%s)", topic, why, extra=fields)
+            return False
+        logger.warning("sent a reduced dead letter to %s (%s)", topic, why, extra=fields)
+        return True
 
 
 def _log_fields(

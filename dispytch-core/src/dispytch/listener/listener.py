@@ -58,7 +58,11 @@ class EventListener:
     - A failed message is published to `dead_letter_topic` (a template with
       `{topic}`; None disables), or nacked when there is none, then settled.
     - `on_unmatched` says what happens to events no handler takes: "ack" or
-      "dead_letter". `max_deliveries` dead-letters a message delivered too often.
+      "dead_letter".
+    - A message delivered more than `max_deliveries` times (default 10, where the
+      backend counts deliveries; None: no limit) is dead-lettered as
+      `too_many_deliveries`; a payload larger than `max_message_bytes` (default: no
+      limit) is dead-lettered as `too_large` before it is decoded.
     """
 
     def __init__(
@@ -74,14 +78,21 @@ class EventListener:
         max_in_flight: int = 256,
         ordered: bool = True,
         topic_delimiter: str = ".",
-        max_deliveries: int | None = None,
+        max_deliveries: int | None = 10,
         redelivery_delay: float = 1.0,
+        max_message_bytes: int | None = None,
         requires: Iterable[str] = (),
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         if on_unmatched not in ("ack", "dead_letter"):
             raise ValueError(f"on_unmatched is 'ack' or 'dead_letter', got {on_unmatched!r}")
+        if max_deliveries is not None and max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be at least 1 or None, got {max_deliveries}")
+        if max_message_bytes is not None and max_message_bytes < 1:
+            raise ValueError(
+                f"max_message_bytes must be at least 1 or None, got {max_message_bytes}"
+            )
         if dead_letter_topic is not None:
             check_topic_template(dead_letter_topic)
         self.consumer = consumer
@@ -96,6 +107,7 @@ class EventListener:
         self.topic_delimiter = topic_delimiter
         self.max_deliveries = max_deliveries
         self.redelivery_delay = redelivery_delay
+        self.max_message_bytes = max_message_bytes
         self.requires = frozenset(requires)
         self.handlers: list[Handler] = []
         self.backend: Backend | None = None
@@ -411,6 +423,7 @@ class EventListener:
             on_unmatched=self.on_unmatched,
             max_deliveries=self.max_deliveries,
             redelivery_delay=self.redelivery_delay,
+            max_message_bytes=self.max_message_bytes,
             source=self.source,
             instrumentation=self._observer,
         )

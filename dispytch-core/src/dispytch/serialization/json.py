@@ -28,6 +28,6 @@ class JSONSerializer:
         except ValueError:
             try:
                 data = json.loads(payload.decode())
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DecodeError(f"payload is not JSON: {exc}") from None
+            except (ValueError, RecursionError) as exc:  # also too deep, or too long an integer
+                raise DecodeError(f"payload is not JSON: {type(exc).__name__}: {exc}") from None
         return Envelope.from_dict(data)
