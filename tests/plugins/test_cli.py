@@ -187,3 +187,49 @@ def _lines(path: Path) -> list[str]:
 def test_backends_json_is_machine_readable() -> None:
     data = json.loads(dispytch("backends", "--json").stdout)
     assert any(b["name"] == "memory" for b in data["backends"])
+
+
+FACTORY_APP = """
+from dispytch import App, EventListener, HandlerGroup
+
+listener = EventListener.from_url("memory://", group="factory")
+handlers = HandlerGroup()
+
+
+@listener.handler(topic="pings", event="ping")
+async def handle() -> None: ...
+
+
+def create_app() -> App:
+    return App([listener], emits=[])
+"""
+
+
+def test_run_finds_an_app_a_factory_or_a_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dispytch import App
+    from dispytch.cli.errors import CommandError
+    from dispytch.cli.target import load_app
+
+    (tmp_path / "factory_app.py").write_text(FACTORY_APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("DISPYTCH_BACKEND", raising=False)
+    monkeypatch.delenv("DISPYTCH_GROUP", raising=False)
+
+    def load(target: str, factory: bool = False, backend: str | None = None) -> App:
+        return load_app(target, factory=factory, backend=backend, group=None, stop_timeout=5)
+
+    made = load("factory_app:create_app", factory=True)
+    assert made.stop_timeout == 5
+    [listener] = made.listeners
+    assert load("factory_app:listener").listeners == [listener], "a listener is wrapped in an App"
+    with pytest.raises(CommandError, match="pass --factory"):
+        load("factory_app:create_app")
+    with pytest.raises(CommandError, match="drop --backend"):
+        load("factory_app:create_app", factory=True, backend="memory://")
+    with pytest.raises(CommandError, match="not a callable"):
+        load("factory_app:listener", factory=True)
+    with pytest.raises(CommandError, match="needs --backend and --group"):
+        load("factory_app:handlers")
