@@ -3,6 +3,9 @@ pytest plugin, each run alone in a fresh pytest process."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -91,3 +94,20 @@ def test_under_anyio(pytester: pytest.Pytester) -> None:
         "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
     )
     _check(pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:cacheprovider"))
+
+
+def _example_module() -> str:
+    """The complete example test module of docs/testing.md, as a reader would save it."""
+    page = Path(__file__).parents[2] / "docs" / "testing.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    [module] = [block for block in blocks if block.startswith("# test_welcome.py")]
+    return module
+
+
+def test_the_documented_example_module_passes_under_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_welcome=_example_module())
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:anyio", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)

@@ -371,3 +371,17 @@ async def test_a_listener_given_its_own_consumer_runs_on_the_stand_in() -> None:
     assert listener.consumer is not None
     assert type(listener.consumer) is Broken
     assert client.calls(handle)[0].body.user_id == 1
+
+
+def test_a_module_level_listener_serves_tests_on_different_event_loops() -> None:
+    """pytest-asyncio gives each test its own loop; the same listener and emitter, defined
+    once in the module, run under a client in each."""
+    listener, emitter, welcome = welcome_service()
+
+    async def one_test(user_id: int) -> None:
+        async with TestClient(listener, emitters=[emitter], overrides={mailer: FakeMailer()}) as c:
+            await c.emit(UserCreated(user_id=user_id, email="a@b.c"))
+            c.emitted.assert_any(WelcomeSent, user_id=user_id)
+
+    for user_id in (1, 2, 3):
+        asyncio.run(one_test(user_id))

@@ -262,7 +262,7 @@ class EventListener:
         self._running = True
         self._stopping = False
         self._crash = None
-        self._done.clear()
+        self._done = asyncio.Event()  # a fresh one: the last run may have had another loop
         self._waiting_for_room_since = None
         started: list[Any] = []
         try:
