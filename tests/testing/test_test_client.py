@@ -376,7 +376,7 @@ async def test_a_listener_given_its_own_consumer_runs_on_the_stand_in() -> None:
 def test_a_module_level_listener_serves_tests_on_different_event_loops() -> None:
     """pytest-asyncio gives each test its own loop; the same listener and emitter, defined
     once in the module, run under a client in each."""
-    listener, emitter, welcome = welcome_service()
+    listener, emitter, _ = welcome_service()
 
     async def one_test(user_id: int) -> None:
         async with TestClient(listener, emitters=[emitter], overrides={mailer: FakeMailer()}) as c:
