@@ -19,6 +19,7 @@ DISTRIBUTIONS = [
     "./dispytch-kafka",
     "./dispytch-rabbitmq",
     "./dispytch-redis",
+    "./dispytch-nats",
 ]
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 FULL_SUITE_PYTHON = "3.11"

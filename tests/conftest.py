@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from brokers import KafkaServer, RabbitMQServer, RedisServer
+from brokers import KafkaServer, NatsServer, RabbitMQServer, RedisServer
 from dispytch.backends.registry import registry
 
 SQLITE_PLUGIN = Path(__file__).parent / "plugins" / "dispytch-sqlite"
@@ -52,3 +52,10 @@ def sqlite_plugin() -> Iterator[None]:
     registry.cache_clear()
     yield
     registry.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """A nats-server with JetStream shared by the session; never restart it."""
+    with NatsServer() as server:
+        yield server

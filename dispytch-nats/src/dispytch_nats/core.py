@@ -1,0 +1,180 @@
+"""Core NATS: publish and subscribe, at most once.
+
+A message reaches the listeners subscribed when it is published and no other; nothing
+is stored, acknowledged or redelivered. A listener group is a NATS queue group: its
+listeners share the messages, and every group gets each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.errors import Error as NatsError
+from pydantic import BaseModel
+
+from dispytch.backends.backend import Subscription
+from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
+from dispytch.listener.consumer import Consumer, Message
+from dispytch_nats.settings import NatsSettings
+from dispytch_nats.subjects import Subjects, check_topic
+
+logger = logging.getLogger("dispytch.nats")
+
+MAX_BUFFERED = 65_536
+"""Messages a core consumer holds for its listener at most; more are dropped, as NATS
+drops messages for a slow consumer."""
+
+
+class CoreProducer(Producer):
+    """Publishes each event on the subject named by its topic (core NATS PUBLISH).
+
+    `send` returns once the message is handed to the connection, which writes it to
+    the server in the background; `stop()` flushes what is left. Pass `client` to
+    publish on a nats-py connection you own.
+    """
+
+    def __init__(self, settings: NatsSettings | None = None, *, client: Client | None = None):
+        self.settings = settings or NatsSettings(mode="core")
+        self._client = client
+        self._owns_client = client is None
+        self._lifecycle = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect, unless connected already."""
+        async with self._lifecycle:
+            if self._client is None:
+                self._client = await self.settings.connect()
+
+    async def stop(self) -> None:
+        """Flush what is not written yet; close the connection if this producer opened it."""
+        async with self._lifecycle:
+            client = self._client
+            if client is None:
+                return
+            if self._owns_client:
+                self._client = None
+                await client.drain()
+            elif not client.is_closed:
+                await client.flush(math.ceil(self.settings.timeout))
+
+    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
+        """Publish `payload` on subject `topic`."""
+        await self.publish(OutgoingMessage(topic, payload, config))
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Publish `message` on its subject, headers included."""
+        if message.config is not None:
+            raise TypeError(
+                f"the NATS backend takes no __backend_config__, got {type(message.config).__name__}"
+            )
+        client = self._client
+        if client is None:
+            await self.start()
+            client = self._client
+            assert client is not None
+        try:
+            await client.publish(
+                check_topic(message.topic), message.payload, headers=message.headers or None
+            )
+        except NatsError as exc:  # the outgoing buffer is full while reconnecting
+            raise ProducerTimeout(
+                f"NATS could not take a message to {message.topic!r}: {exc}"
+            ) from exc
+
+
+class CoreConsumer(Consumer):
+    """Subscribes to the subjects of `subscription.patterns` in the queue group named
+    `subscription.group`.
+
+    A message's `key` is its subject; `metadata` holds `subject` and, when the publisher
+    asked for one, `reply`. Pass `client` to subscribe on a connection you own.
+    """
+
+    def __init__(
+        self, settings: NatsSettings, subscription: Subscription, *, client: Client | None = None
+    ) -> None:
+        if not subscription.patterns:
+            raise ValueError(
+                f"group {subscription.group!r} has no topics to consume: register a handler first"
+            )
+        self.settings = settings
+        self.group = subscription.group
+        self.subjects = Subjects.of(subscription.patterns)
+        self._client = client
+        self._owns_client = client is None
+        self._subscriptions: list[NatsSubscription] = []
+        self._buffer: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._dropped = 0
+
+    async def start(self) -> None:
+        """Subscribe; return once the server confirmed the subscriptions."""
+        if self._subscriptions:
+            return
+        if self._client is None:
+            self._client = await self.settings.connect()
+        client = self._client
+        for filter_subject in self.subjects.filters:
+            self._subscriptions.append(
+                await client.subscribe(filter_subject, queue=self.group, cb=self._receive)
+            )
+        await client.flush(math.ceil(self.settings.timeout))
+
+    async def listen(self) -> AsyncIterator[Message]:
+        """Yield messages as they arrive."""
+        await self.start()
+        buffer, wanted = self._buffer, self.subjects
+        while True:
+            if not buffer:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            raw = buffer.popleft()
+            if not wanted.wanted(raw.subject):
+                continue  # a wider subscription than the topics let it through
+            headers = raw.headers
+            metadata = {"subject": raw.subject}
+            if raw.reply:
+                metadata["reply"] = raw.reply
+            yield Message(
+                raw.subject, raw.data, raw.subject, dict(headers) if headers else {}, 1, metadata
+            )
+
+    def ack(self, msg: Message) -> None:
+        """Nothing to do: core NATS does not track deliveries."""
+
+    async def stop(self) -> None:
+        """Unsubscribe, and close the connection if this consumer opened it."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            for subscription in self._subscriptions:
+                await subscription.unsubscribe()
+        except NatsError as exc:
+            logger.debug("could not unsubscribe: %r", exc)
+        self._subscriptions = []
+        self._buffer.clear()
+        if self._owns_client:
+            self._client = None
+            await client.close()
+
+    async def _receive(self, raw: Msg) -> None:
+        if len(self._buffer) >= MAX_BUFFERED:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 10_000 == 0:
+                logger.warning(
+                    "group %r: the listener is too slow, %d messages dropped so far",
+                    self.group,
+                    self._dropped,
+                )
+            return
+        self._buffer.append(raw)
+        self._arrived.set()

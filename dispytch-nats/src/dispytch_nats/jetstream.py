@@ -1,0 +1,417 @@
+"""JetStream: events stored in streams, read by durable pull consumers, one per group.
+
+Every group gets every event; listeners of one group share one durable consumer, so
+they compete for its messages. Messages are acked once handled, nacked with a delay for
+redelivery, and delivered again when a listener dies without acking them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import api
+from nats.js.errors import APIError, NoStreamResponseError
+from pydantic import BaseModel
+
+from dispytch.backends.backend import Subscription
+from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
+from dispytch.listener.consumer import Consumer, Message
+from dispytch_nats.settings import NatsJetStreamSettings
+from dispytch_nats.streams import Streams
+from dispytch_nats.subjects import Subjects, check_topic, root
+
+logger = logging.getLogger("dispytch.nats")
+
+_STOP_GRACE = 1.0
+"""Seconds `stop()` waits beyond `block` for pull requests still open to end."""
+
+
+class JetStreamPublishError(Exception):
+    """JetStream refused a message; `__cause__` holds nats-py's error."""
+
+
+class JetStreamProducer(Producer):
+    """Publishes each event to JetStream on the subject named by its topic and waits
+    for the stream's acknowledgement.
+
+    When no stream captures a topic, the stream for its first token is created (see
+    `NatsJetStreamSettings.stream_name`) and the event published again. Pass `client`
+    to publish on a nats-py connection you own; otherwise one is opened from `settings`
+    on `start()` and closed on `stop()`.
+    """
+
+    def __init__(
+        self, settings: NatsJetStreamSettings | None = None, *, client: Client | None = None
+    ) -> None:
+        self.settings = settings or NatsJetStreamSettings()
+        self._client = client
+        self._owns_client = client is None
+        self._streams: Streams | None = None
+        self._lifecycle = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect, unless connected already."""
+        async with self._lifecycle:
+            if self._streams is not None:
+                return
+            if self._client is None:
+                self._client = await self.settings.connect()
+            self._streams = Streams(self._client, self.settings)
+
+    async def stop(self) -> None:
+        """Close the connection if this producer opened it."""
+        async with self._lifecycle:
+            client, self._streams = self._client, None
+            if client is not None and self._owns_client:
+                self._client = None
+                await client.drain()
+
+    async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
+        """Publish `payload` on subject `topic` and wait for JetStream to store it."""
+        await self.publish(OutgoingMessage(topic, payload, config))
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Publish `message`, headers included, and wait for JetStream to store it."""
+        if message.config is not None:
+            raise TypeError(
+                f"the NATS backend takes no __backend_config__, got {type(message.config).__name__}"
+            )
+        streams = self._streams
+        if streams is None:
+            await self.start()
+            streams = self._streams
+            assert streams is not None
+        topic, headers = message.topic, message.headers or None
+        try:
+            try:
+                await streams.js.publish(topic, message.payload, headers=headers)
+            except NoStreamResponseError:
+                first = root(check_topic(topic))
+                assert first is not None
+                await streams.create(first)
+                await streams.js.publish(topic, message.payload, headers=headers)
+        except NoStreamResponseError as exc:
+            raise JetStreamPublishError(
+                f"no JetStream stream stored the message to {topic!r}, though stream "
+                f"{self.settings.stream_name.format(root=first)!r} exists: check its subjects"
+            ) from exc
+        except (asyncio.TimeoutError, NatsTimeout) as exc:
+            raise ProducerTimeout(
+                f"JetStream did not acknowledge a message to {topic!r} within "
+                f"{self.settings.timeout}s"
+            ) from exc
+        except APIError as exc:
+            raise JetStreamPublishError(
+                f"JetStream refused a message to {topic!r}: {exc.description} "
+                f"(error {exc.err_code})"
+            ) from exc
+
+
+@dataclass(eq=False)
+class _Feed:
+    """One durable consumer of the group on one stream, and its pull requests."""
+
+    stream: str
+    filters: tuple[str, ...]
+    inbox: str = ""
+    subscription: NatsSubscription | None = None
+    expected: int = 0
+    """Messages the open pull request may still bring."""
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while no pull request is open."""
+
+
+class JetStreamConsumer(Consumer):
+    """Reads the subjects of `subscription.patterns` as the durable consumer named after
+    `subscription.group`, on every stream holding them.
+
+    Messages are pulled in batches of `batch_size`, each pull request waiting up to
+    `block` seconds, and asked for again once the listener took most of them. While a
+    message is handled, JetStream is told every third of `ack_wait` that it is in
+    progress; a listener that dies leaves its messages to be delivered again after
+    `ack_wait`, and one that stops hands back at once what it did not finish.
+
+    A message's `key` is its subject and `attempt` its delivery count; `metadata` holds
+    `stream`, `consumer`, `stream_sequence`, `consumer_sequence`, `num_delivered`,
+    `num_pending` and `timestamp`. Pass `client` to consume on a connection you own.
+    """
+
+    def __init__(
+        self,
+        settings: NatsJetStreamSettings,
+        subscription: Subscription,
+        *,
+        client: Client | None = None,
+    ) -> None:
+        if not subscription.patterns:
+            raise ValueError(
+                f"group {subscription.group!r} has no topics to consume: register a handler first"
+            )
+        self.settings = settings
+        self.group = subscription.group
+        self.name = consumer_name(subscription.group)
+        self.subjects = Subjects.of(subscription.patterns)
+        self._client = client
+        self._owns_client = client is None
+        self._feeds: list[_Feed] = []
+        self._buffer: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._unacked: set[Message] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Create or update the group's consumers and start pulling."""
+        if self._tasks:
+            return
+        self._stopping = False
+        if self._client is None:
+            self._client = await self.settings.connect()
+        client = self._client
+        streams = Streams(client, self.settings)
+        by_stream: dict[str, list[str]] = {}
+        for filter_subject in self.subjects.filters:
+            for stream in await streams.holding(filter_subject):
+                by_stream.setdefault(stream, []).append(filter_subject)
+        if not by_stream:
+            logger.warning(
+                "no JetStream stream holds %s: group %r reads nothing until one does and "
+                "the listener restarts",
+                list(self.subjects.filters),
+                self.group,
+            )
+        for stream, filters in sorted(by_stream.items()):
+            feed = _Feed(stream, tuple(filters))
+            feed.idle.set()
+            await self._consumer(streams, feed)
+            feed.inbox = client.new_inbox()
+            feed.subscription = await client.subscribe(
+                feed.inbox, cb=self._receiver(feed), pending_msgs_limit=-1, pending_bytes_limit=-1
+            )
+            self._feeds.append(feed)
+        self._room.set()
+        self._tasks = [asyncio.create_task(self._pull(feed)) for feed in self._feeds]
+        self._tasks.append(asyncio.create_task(self._keep_in_progress()))
+
+    async def listen(self) -> AsyncIterator[Message]:
+        """Yield messages as they are pulled, in the order JetStream delivers them."""
+        await self.start()
+        buffer, unacked, wanted = self._buffer, self._unacked, self.subjects
+        low = self.settings.batch_size // 2
+        while True:
+            if not buffer:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            raw = buffer.popleft()
+            if len(buffer) <= low:
+                self._room.set()
+            if not wanted.wanted(raw.subject):
+                await raw.ack()  # a wider filter than the topics let it through
+                continue
+            message = _message(raw)
+            unacked.add(message)
+            yield message
+
+    async def ack(self, msg: Message) -> None:
+        """Acknowledge `msg`: JetStream will not deliver it to this group again."""
+        self._unacked.discard(msg)
+        await msg.raw.ack()
+
+    async def nack(self, msg: Message, delay: float = 0.0) -> None:
+        """Hand `msg` back: JetStream delivers it again after about `delay` seconds."""
+        self._unacked.discard(msg)
+        await msg.raw.nak(delay=delay or None)
+
+    async def stop(self) -> None:
+        """Stop pulling, hand back every message not acked so that the group gets it at
+        once, and close the connection if this consumer opened it."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        client = self._client
+        if client is None:
+            return
+        idle = [feed.idle.wait() for feed in self._feeds]
+        try:  # what open pull requests still bring is handed back as it comes
+            await asyncio.wait_for(asyncio.gather(*idle), self.settings.block + _STOP_GRACE)
+        except asyncio.TimeoutError:
+            logger.warning("pull requests of group %r did not end; closing anyway", self.group)
+        finally:
+            await self._hand_back(client)
+
+    async def _hand_back(self, client: Client) -> None:
+        pending = [m.raw for m in self._unacked] + list(self._buffer)
+        self._unacked.clear()
+        self._buffer.clear()
+        try:
+            for raw in pending:
+                await raw.nak()
+            for feed in self._feeds:
+                if feed.subscription is not None:
+                    await feed.subscription.unsubscribe()
+            if not client.is_closed:
+                await client.flush(math.ceil(self.settings.timeout))
+        except (NatsError, asyncio.TimeoutError) as exc:
+            logger.warning(
+                "could not hand %d messages back to JetStream (%r): they come back after ack_wait",
+                len(pending),
+                exc,
+            )
+        self._feeds = []
+        if self._owns_client:
+            self._client = None
+            await client.close()
+
+    # -- consumers -----------------------------------------------------------------------
+
+    async def _consumer(self, streams: Streams, feed: _Feed) -> None:
+        """Create the group's durable consumer on `feed.stream`, or bring it up to date."""
+        settings = self.settings
+        config = api.ConsumerConfig(
+            name=self.name,
+            durable_name=self.name,
+            description=f"Dispytch group {self.group}",
+            deliver_policy=api.DeliverPolicy(settings.deliver_policy),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=settings.ack_wait,
+            max_deliver=settings.max_deliver or -1,
+            max_ack_pending=settings.max_ack_pending,
+        )
+        if len(feed.filters) == 1:
+            config.filter_subject = feed.filters[0]
+        else:
+            config.filter_subjects = list(feed.filters)
+        try:
+            existing = await streams.js.consumer_info(feed.stream, self.name)
+        except APIError:
+            existing = None
+        if existing is not None:
+            had = existing.config.filter_subjects or [existing.config.filter_subject or ">"]
+            if sorted(had) != sorted(feed.filters):
+                logger.warning(
+                    "group %r read %s on stream %r and now reads %s: listeners of one group "
+                    "should listen to the same topics",
+                    self.group,
+                    had,
+                    feed.stream,
+                    list(feed.filters),
+                )
+        try:
+            await streams.js.add_consumer(feed.stream, config)
+        except APIError as exc:
+            raise RuntimeError(
+                f"JetStream refused consumer {self.name!r} (group {self.group!r}) on stream "
+                f"{feed.stream!r} for {list(feed.filters)}: {exc.description} "
+                f"(error {exc.err_code}). Several filter subjects need nats-server 2.10+; "
+                "settings such as deliver_policy cannot change for an existing group"
+            ) from exc
+
+    # -- pulling -------------------------------------------------------------------------
+
+    async def _pull(self, feed: _Feed) -> None:
+        """Ask for a batch whenever the listener is running low; one request at a time."""
+        assert self._client is not None
+        client, settings = self._client, self.settings
+        request_subject = f"$JS.API.CONSUMER.MSG.NEXT.{feed.stream}.{self.name}"
+        request = json.dumps(
+            {"batch": settings.batch_size, "expires": int(settings.block * 1e9)}
+        ).encode()
+        while True:
+            await self._room.wait()
+            feed.expected = settings.batch_size
+            feed.idle.clear()
+            try:
+                await client.publish(request_subject, request, reply=feed.inbox)
+                await asyncio.wait_for(feed.idle.wait(), settings.block + settings.timeout)
+            except (NatsError, asyncio.TimeoutError) as exc:  # lost in a reconnect, say
+                feed.idle.set()
+                logger.debug("pull request on %r ended without an answer: %r", feed.stream, exc)
+            if len(self._buffer) > settings.batch_size // 2:
+                self._room.clear()
+
+    def _receiver(self, feed: _Feed) -> Callable[[Msg], Awaitable[None]]:
+        """The callback of `feed`'s inbox: messages go to the buffer, and the status
+        that ends a pull request (no messages, request expired ...) ends it."""
+        buffer, arrived = self._buffer, self._arrived
+
+        async def receive(raw: Msg) -> None:
+            headers = raw.headers
+            status = headers.get(api.Header.STATUS) if headers else None
+            if status:
+                if status != "100":  # anything but a heartbeat ends the request
+                    feed.idle.set()
+                if status == "409":
+                    description = headers.get(api.Header.DESCRIPTION) if headers else ""
+                    logger.info("pull request on stream %r: %s", feed.stream, description)
+                return
+            if self._stopping:
+                await raw.nak()
+            else:
+                buffer.append(raw)
+                arrived.set()
+            feed.expected -= 1
+            if feed.expected <= 0:
+                feed.idle.set()
+
+        return receive
+
+    async def _keep_in_progress(self) -> None:
+        """Tell JetStream, every third of `ack_wait`, which messages are still handled."""
+        while True:
+            await asyncio.sleep(self.settings.ack_wait / 3)
+            for message in list(self._unacked):
+                with contextlib.suppress(NatsError):
+                    await message.raw.in_progress()
+
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def consumer_name(group: str) -> str:
+    """The durable consumer name of `group`: the group itself when JetStream accepts it
+    as a name, else the group with other characters replaced and a hash to keep it
+    unique (`billing.eu` is `billing_eu-1a2b3c4d`)."""
+    if not _NAME_CHARS.search(group):
+        return group
+    digest = hashlib.sha256(group.encode()).hexdigest()[:8]
+    return f"{_NAME_CHARS.sub('_', group)}-{digest}"
+
+
+def _message(raw: Msg) -> Message:
+    meta = raw.metadata
+    headers = raw.headers
+    return Message(
+        raw.subject,
+        raw.data,
+        raw.subject,
+        dict(headers) if headers else {},
+        meta.num_delivered,
+        {
+            "stream": meta.stream,
+            "consumer": meta.consumer,
+            "stream_sequence": meta.sequence.stream,
+            "consumer_sequence": meta.sequence.consumer,
+            "num_delivered": meta.num_delivered,
+            "num_pending": meta.num_pending,
+            "timestamp": meta.timestamp,
+        },
+        raw,
+    )

@@ -1,0 +1,72 @@
+"""Registers the NATS backends: `nats`, JetStream by default or core NATS with
+`mode="core"` in its settings, and `nats-core`, a name for core mode.
+
+The modes promise different things, so the capabilities of `nats` follow its settings,
+and a listener's capability check sees the mode it gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dispytch.backends import Backend, Capabilities, Subscription
+from dispytch.backends.hookspecs import hookimpl
+from dispytch_nats.core import CoreConsumer, CoreProducer
+from dispytch_nats.jetstream import JetStreamConsumer, JetStreamProducer
+from dispytch_nats.settings import NatsCoreSettings, NatsJetStreamSettings, NatsSettings
+
+JETSTREAM = Capabilities(
+    persistent=True,
+    consumer_groups=True,
+    redelivery=True,
+    ordering=True,
+    headers=True,
+    wildcards=True,
+)
+CORE = Capabilities(consumer_groups=True, ordering=True, headers=True, wildcards=True)
+
+
+def nats_capabilities(settings: NatsSettings) -> Capabilities:
+    return CORE if settings.mode == "core" else JETSTREAM
+
+
+def nats_producer(settings: NatsJetStreamSettings) -> JetStreamProducer | CoreProducer:
+    return CoreProducer(settings) if settings.mode == "core" else JetStreamProducer(settings)
+
+
+def nats_consumer(
+    settings: NatsJetStreamSettings, subscription: Subscription
+) -> JetStreamConsumer | CoreConsumer:
+    if settings.mode == "core":
+        return CoreConsumer(settings, subscription)
+    return JetStreamConsumer(settings, subscription)
+
+
+@hookimpl
+def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
+    register(
+        Backend(
+            name="nats",
+            settings=NatsJetStreamSettings,
+            create_producer=nats_producer,
+            create_consumer=nats_consumer,
+            capabilities=JETSTREAM,
+            capabilities_by_settings=nats_capabilities,
+            schemes=("nats",),
+            install="dispytch-nats",
+            description="NATS JetStream (or core NATS with mode='core'): streams, durable "
+            "consumers per group, acks and delayed redelivery",
+        )
+    )
+    register(
+        Backend(
+            name="nats-core",
+            settings=NatsCoreSettings,
+            create_producer=CoreProducer,
+            create_consumer=CoreConsumer,
+            capabilities=CORE,
+            schemes=("nats-core",),
+            install="dispytch-nats",
+            description="core NATS: at most once, queue groups, nothing stored",
+        )
+    )
