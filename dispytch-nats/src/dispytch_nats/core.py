@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
+from dispytch_nats._connection import close
 from dispytch_nats.settings import NatsSettings
 from dispytch_nats.subjects import Subjects, check_topic
 
@@ -60,9 +61,13 @@ class CoreProducer(Producer):
                 return
             if self._owns_client:
                 self._client = None
-                await client.drain()
+                await close(client, self.settings.timeout)
             elif not client.is_closed:
                 await client.flush(math.ceil(self.settings.timeout))
+
+    async def ping(self) -> None:
+        """PING the server and wait for its PONG."""
+        await _ping(self._client, self.settings)
 
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """Publish `payload` on subject `topic`."""
@@ -150,6 +155,10 @@ class CoreConsumer(Consumer):
     def ack(self, msg: Message) -> None:
         """Nothing to do: core NATS does not track deliveries."""
 
+    async def ping(self) -> None:
+        """PING the server and wait for its PONG."""
+        await _ping(self._client, self.settings)
+
     async def stop(self) -> None:
         """Unsubscribe, and close the connection if this consumer opened it."""
         client = self._client
@@ -164,7 +173,7 @@ class CoreConsumer(Consumer):
         self._buffer.clear()
         if self._owns_client:
             self._client = None
-            await client.close()
+            await close(client, self.settings.timeout)
 
     async def _receive(self, raw: Msg) -> None:
         if len(self._buffer) >= MAX_BUFFERED:
@@ -178,3 +187,9 @@ class CoreConsumer(Consumer):
             return
         self._buffer.append(raw)
         self._arrived.set()
+
+
+async def _ping(client: Client | None, settings: NatsSettings) -> None:
+    if client is None:
+        raise RuntimeError("not connected to NATS")
+    await client.flush(math.ceil(settings.timeout))

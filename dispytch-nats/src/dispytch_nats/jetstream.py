@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
+from dispytch_nats._connection import close
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams
 from dispytch_nats.subjects import Subjects, check_topic, root
@@ -78,7 +79,13 @@ class JetStreamProducer(Producer):
             client, self._streams = self._client, None
             if client is not None and self._owns_client:
                 self._client = None
-                await client.drain()
+                await close(client, self.settings.timeout)
+
+    async def ping(self) -> None:
+        """Ask JetStream for the account's usage; raise when it does not answer."""
+        if self._streams is None:
+            raise RuntimeError("the JetStream producer is not connected")
+        await self._streams.js.account_info()
 
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         """Publish `payload` on subject `topic` and wait for JetStream to store it."""
@@ -228,6 +235,12 @@ class JetStreamConsumer(Consumer):
             unacked.add(message)
             yield message
 
+    async def ping(self) -> None:
+        """Ask JetStream for the account's usage; raise when it does not answer."""
+        if self._client is None:
+            raise RuntimeError("the JetStream consumer is not connected")
+        await self._client.jetstream(timeout=self.settings.timeout).account_info()
+
     async def ack(self, msg: Message) -> None:
         """Acknowledge `msg`: JetStream will not deliver it to this group again."""
         self._unacked.discard(msg)
@@ -278,7 +291,7 @@ class JetStreamConsumer(Consumer):
         self._feeds = []
         if self._owns_client:
             self._client = None
-            await client.close()
+            await close(client, self.settings.timeout)
 
     # -- consumers -----------------------------------------------------------------------
 

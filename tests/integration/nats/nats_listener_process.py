@@ -1,0 +1,52 @@
+"""A JetStream listener in its own process, for the crash test.
+
+    python nats_listener_process.py URL TOPIC GROUP RECORD_FILE
+
+Handles `Numbered` events on TOPIC as a member of GROUP, each taking a couple of
+milliseconds, and appends "number attempt stream_sequence" to RECORD_FILE for each,
+flushed before the handler returns (so before the ack). Prints "ready" once it pulls,
+and runs until it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from pydantic import BaseModel
+
+from dispytch import Event, EventListener
+
+EVENT_TYPE = "crash_test.numbered"
+HANDLING_SECONDS = 0.002
+"""Each event takes this long, so that a kill lands while many are in flight."""
+ACK_WAIT = 2.0
+"""Seconds after which JetStream delivers what the killed listener did not ack."""
+
+
+class Numbered(BaseModel):
+    number: int
+
+
+async def main(url: str, topic: str, group: str, record: TextIO) -> None:
+    listener = EventListener.from_backend(
+        "nats", group=group, url=url, ack_wait=ACK_WAIT, block=0.5
+    )
+
+    @listener.handler(topic=topic, event=EVENT_TYPE)
+    async def handle(event: Event[Numbered]) -> None:
+        await asyncio.sleep(HANDLING_SECONDS)
+        record.write(f"{event.body.number} {event.attempt} {event.metadata['stream_sequence']}\n")
+        record.flush()
+
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    print("ready", flush=True)
+    await task
+
+
+if __name__ == "__main__":
+    url, topic, group, record_path = sys.argv[1:5]
+    with open(record_path, "a", buffering=1) as record:
+        asyncio.run(main(url, topic, group, record))
