@@ -47,6 +47,11 @@ class CoreProducer(Producer):
         self._owns_client = client is None
         self._lifecycle = asyncio.Lock()
 
+    @property
+    def client(self) -> Client | None:
+        """The nats-py connection (opened on `start()` when built from settings)."""
+        return self._client
+
     async def start(self) -> None:
         """Connect, unless connected already."""
         async with self._lifecycle:

@@ -64,6 +64,11 @@ class JetStreamProducer(Producer):
         self._streams: Streams | None = None
         self._lifecycle = asyncio.Lock()
 
+    @property
+    def client(self) -> Client | None:
+        """The nats-py connection (opened on `start()` when built from settings)."""
+        return self._client
+
     async def start(self) -> None:
         """Connect, unless connected already."""
         async with self._lifecycle:
