@@ -13,7 +13,8 @@ would create it.
 - consume, JetStream: `n` events pre-loaded on a fresh subject; a new durable consumer
   reads them in pull batches of 100: decode the envelope, validate `Payload` with
   pydantic, resolve one dependency, call a trivial handler, ack each message. Timed from
-  the moment the listener is ready until the last event was handled.
+  the moment the listener is ready until the last event was handled, and until the
+  consumer's info shows nothing delivered and not acked (time to last ack).
 - consume, core: nothing can be pre-loaded, so the subscriber is started first; then `n`
   events are published by a plain connection. Timed from the first publish until the last
   event was handled; the same publisher feeds every implementation.
@@ -49,6 +50,7 @@ from harness import (
     envelope,
     fresh,
     handler,
+    until,
 )
 
 BATCH = 100
@@ -56,7 +58,7 @@ STREAM = "bench"
 CHUNK = 1000
 
 
-async def run(n: int) -> list[Row]:
+async def throughput(n: int) -> list[Row]:
     server = NatsServer()
     await asyncio.to_thread(server.start)
     try:
@@ -90,7 +92,13 @@ Emit = Callable[[str, int, str], Awaitable[float]]
 
 
 async def _emit(url: str, n: int, backend: str, implementation: str, emit: Emit) -> Row:
-    return Row(backend, "emit", implementation, n, await emit(url, n, fresh("emit")))
+    return Row(backend, "emit", implementation, n, await emit(url, n, _subject(backend, "emit")))
+
+
+def _subject(backend: str, kind: str) -> str:
+    """A fresh subject: in the stream `bench` for JetStream, outside any stream for core
+    NATS (a stream would store core messages too)."""
+    return fresh(kind) if backend == "nats" else f"core.{fresh(kind)}"
 
 
 async def _emit_raw_jetstream(url: str, n: int, subject: str) -> float:
@@ -157,32 +165,52 @@ async def _emit_faststream_core(url: str, n: int, subject: str) -> float:
 
 # -- consume -----------------------------------------------------------------------------------
 
-Consume = Callable[[str, int, str, str], Awaitable[float]]
+Acked = Callable[[], Awaitable[float]]
+"""Wait until JetStream shows every event acked; the perf_counter() then."""
+Timing = tuple[float, float, float]
+"""The perf_counter() of the start, of the last event handled and of the last ack."""
+Consume = Callable[[str, int, str, str, Acked], Awaitable[Timing]]
 
 
 async def _consume(url: str, n: int, backend: str, implementation: str, consume: Consume) -> Row:
-    """Time one consume implementation on a fresh subject; for JetStream, pre-load it first."""
-    subject, group = fresh("consume"), fresh("group").replace(".", "-")
+    """Time one consume implementation on a fresh subject; for JetStream, pre-load it first
+    and see the last ack by polling the group's consumer info every millisecond."""
+    subject, group = _subject(backend, "consume"), fresh("group").replace(".", "-")
+    client = await nats.connect(url)
+    js = client.jetstream()
     if backend == "nats":
-        client = await nats.connect(url)
-        js = client.jetstream()
         for first in range(0, n, CHUNK):
             acks = [
-                await js.publish_async(subject, encoded(i)) for i in range(first, first + CHUNK)
+                await js.publish_async(subject, encoded(i))
+                for i in range(first, min(first + CHUNK, n))
             ]
             await asyncio.gather(*acks)
+
+    async def all_acked() -> bool:
+        info = await js.consumer_info(STREAM, group)
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    async def acked() -> float:
+        if backend != "nats":
+            return time.perf_counter()
+        return await until(all_acked, f"{implementation}: acks of all {n} messages")
+
+    COUNTER.reset(n)
+    try:
+        start, handled, last_ack = await consume(url, n, subject, group, acked)
+    finally:
         await client.close()
-    COUNTER.count = 0
-    seconds = await consume(url, n, subject, group)
     assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
-    return Row(backend, "consume", implementation, n, seconds)
+    return Row(backend, "consume", implementation, n, handled - start, ack=last_ack - start)
 
 
-async def _finished(done: asyncio.Event) -> None:
+async def _finished(done: asyncio.Event) -> float:
+    """Wait for `done`; the perf_counter() then."""
     try:
         await asyncio.wait_for(done.wait(), 120)
     except asyncio.TimeoutError:
         raise AssertionError("not every event was handled within 120s") from None
+    return time.perf_counter()
 
 
 async def _publish_all(url: str, n: int, subject: str) -> float:
@@ -196,7 +224,9 @@ async def _publish_all(url: str, n: int, subject: str) -> float:
     return start
 
 
-async def _consume_raw_jetstream(url: str, n: int, subject: str, group: str) -> float:
+async def _consume_raw_jetstream(
+    url: str, n: int, subject: str, group: str, acked: Acked
+) -> Timing:
     client = await nats.connect(url)
     try:
         config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=1000)
@@ -209,12 +239,12 @@ async def _consume_raw_jetstream(url: str, n: int, subject: str, group: str) -> 
                 data = json.loads(message.data)
                 await handler(Payload.model_validate(data["body"]), counter_dependency())
                 await message.ack()
-        return time.perf_counter() - start
+        return start, time.perf_counter(), await acked()
     finally:
         await client.close()
 
 
-async def _consume_raw_core(url: str, n: int, subject: str, group: str) -> float:
+async def _consume_raw_core(url: str, n: int, subject: str, group: str, acked: Acked) -> Timing:
     client = await nats.connect(url)
     subscription = await client.subscribe(subject, queue=group)
     await client.flush()
@@ -224,32 +254,34 @@ async def _consume_raw_core(url: str, n: int, subject: str, group: str) -> float
             message = await subscription.next_msg(timeout=None)
             data = json.loads(message.data)
             await handler(Payload.model_validate(data["body"]), counter_dependency())
-        return time.perf_counter() - await publishing
+        handled = time.perf_counter()
+        return await publishing, handled, await acked()
     finally:
         await client.close()
 
 
 def _consume_dispytch(backend: str) -> Consume:
-    async def consume(url: str, n: int, subject: str, group: str) -> float:
+    async def consume(url: str, n: int, subject: str, group: str, acked: Acked) -> Timing:
         listener = EventListener.from_backend(backend, group=group, url=url)
-        done = count_until(listener, subject, n)
+        done = count_until(listener, subject)
         task = asyncio.create_task(listener.listen())
         await listener.wait_ready()
         if backend == "nats":
             start = time.perf_counter()
         else:
             start = await _publish_all(url, n, subject)
-        await _finished(done)
-        seconds = time.perf_counter() - start
+        handled = await _finished(done)
+        last_ack = await acked()
         await listener.stop()
         await task
-        return seconds
+        return start, handled, last_ack
 
     return consume
 
 
-async def _consume_faststream_jetstream(url: str, n: int, subject: str, group: str) -> float:
-    done = asyncio.Event()
+async def _consume_faststream_jetstream(
+    url: str, n: int, subject: str, group: str, acked: Acked
+) -> Timing:
     broker = NatsBroker(url, logger=None)
 
     @broker.subscriber(
@@ -260,31 +292,28 @@ async def _consume_faststream_jetstream(url: str, n: int, subject: str, group: s
         ack_policy=AckPolicy.ACK,
     )
     async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+        counter.hit(envelope.body)
 
     await broker.start()
     start = time.perf_counter()
-    await _finished(done)
-    seconds = time.perf_counter() - start
+    handled = await _finished(COUNTER.reached)
+    last_ack = await acked()
     await broker.stop()
-    return seconds
+    return start, handled, last_ack
 
 
-async def _consume_faststream_core(url: str, n: int, subject: str, group: str) -> float:
-    done = asyncio.Event()
+async def _consume_faststream_core(
+    url: str, n: int, subject: str, group: str, acked: Acked
+) -> Timing:
     broker = NatsBroker(url, logger=None)
 
     @broker.subscriber(subject, queue=group)
     async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.count += 1
-        if counter.count == n:
-            done.set()
+        counter.hit(envelope.body)
 
     await broker.start()
     start = await _publish_all(url, n, subject)
-    await _finished(done)
-    seconds = time.perf_counter() - start
+    handled = await _finished(COUNTER.reached)
+    last_ack = await acked()
     await broker.stop()
-    return seconds
+    return start, handled, last_ack

@@ -29,6 +29,7 @@ BENCHES = {
     "kafka": "bench_kafka",
     "rabbitmq": "bench_rabbitmq",
     "redis": "bench_redis",
+    "nats": "bench_nats",
 }
 """Broker name on the command line: the module measuring it. A module defines any of the
 SCENARIOS as async functions (see harness.py)."""
