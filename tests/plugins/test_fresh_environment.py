@@ -27,6 +27,7 @@ BACKENDS = {
     "kafka": "kafka://localhost:9092",
     "rabbitmq": "amqp://guest:guest@localhost/",
     "redis": "redis://localhost:6379",
+    "nats": "nats://localhost:4222",
 }
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
-from dispytch_nats._connection import close
+from dispytch_nats._shutdown import close
 from dispytch_nats.settings import NatsSettings
 from dispytch_nats.subjects import Subjects, check_topic
 

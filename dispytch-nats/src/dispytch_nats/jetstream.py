@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
-from dispytch_nats._connection import close
+from dispytch_nats._shutdown import cancel_and_wait, close
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams
 from dispytch_nats.subjects import Subjects, check_topic, root
@@ -260,9 +260,7 @@ class JetStreamConsumer(Consumer):
         """Stop pulling, hand back every message not acked so that the group gets it at
         once, and close the connection if this consumer opened it."""
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         client = self._client
         if client is None:
@@ -352,7 +350,7 @@ class JetStreamConsumer(Consumer):
         request = json.dumps(
             {"batch": settings.batch_size, "expires": int(settings.block * 1e9)}
         ).encode()
-        while True:
+        while not self._stopping:
             await self._room.wait()
             feed.expected = settings.batch_size
             feed.idle.clear()
@@ -393,7 +391,7 @@ class JetStreamConsumer(Consumer):
 
     async def _keep_in_progress(self) -> None:
         """Tell JetStream, every third of `ack_wait`, which messages are still handled."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.ack_wait / 3)
             for message in list(self._unacked):
                 with contextlib.suppress(NatsError):
