@@ -154,8 +154,9 @@ class JetStreamConsumer(Consumer):
     Messages are pulled in batches of `batch_size`, each pull request waiting up to
     `block` seconds, and asked for again once the listener took most of them. While a
     message is handled, JetStream is told every third of `ack_wait` that it is in
-    progress; a listener that dies leaves its messages to be delivered again after
-    `ack_wait`, and one that stops hands back at once what it did not finish.
+    progress (those pulled and waiting too); a listener that dies leaves its messages to be
+    delivered again after `ack_wait`, and one that stops hands back at once what it did
+    not finish.
 
     A message's `key` is its subject and `attempt` its delivery count; `metadata` holds
     `stream`, `consumer`, `stream_sequence`, `consumer_sequence`, `num_delivered`,
@@ -390,12 +391,15 @@ class JetStreamConsumer(Consumer):
         return receive
 
     async def _keep_in_progress(self) -> None:
-        """Tell JetStream, every third of `ack_wait`, which messages are still handled."""
+        """Tell JetStream, every third of `ack_wait`, which messages this listener still
+        holds: handed out and not acked, or pulled and waiting to be handed out."""
         while not self._stopping:
             await asyncio.sleep(self.settings.ack_wait / 3)
-            for message in list(self._unacked):
+            held = [message.raw for message in self._unacked]
+            held += self._buffer
+            for raw in held:
                 with contextlib.suppress(NatsError):
-                    await message.raw.in_progress()
+                    await raw.in_progress()
 
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")

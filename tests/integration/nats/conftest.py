@@ -8,14 +8,14 @@ import pytest
 
 from brokers import NatsServer
 
-# Redeliver what a killed listener left after two seconds, not thirty.
-FAST_REDELIVERY: dict[str, Any] = {"ack_wait": 2.0, "block": 0.5}
+# Pull requests wait half a second for messages, so that stopping takes no longer.
+QUICK_PULLS: dict[str, Any] = {"block": 0.5}
 
 
 @pytest.fixture
 def jetstream_settings(nats_server: NatsServer) -> dict[str, Any]:
     """Settings of the backend `nats` (JetStream) on the session's server."""
-    return {"url": nats_server.url, **FAST_REDELIVERY}
+    return {"url": nats_server.url, **QUICK_PULLS}
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from dispytch import Event, EventListener
 EVENT_TYPE = "crash_test.numbered"
 HANDLING_SECONDS = 0.002
 """Each event takes this long, so that a kill lands while many are in flight."""
-ACK_WAIT = 2.0
+ACK_WAIT = 5.0
 """Seconds after which JetStream delivers what the killed listener did not ack."""
 
 

@@ -1,6 +1,6 @@
 """JetStream loses nothing when a listener process is killed (SIGKILL) mid-stream: what
-it had pulled and not acked is delivered again, after `ack_wait`, to the listener of its
-group that comes after it."""
+it had pulled and not acked is delivered again, after `ack_wait` (5 s here), to the
+listener of its group that comes after it."""
 
 from __future__ import annotations
 

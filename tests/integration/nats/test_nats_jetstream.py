@@ -140,7 +140,7 @@ async def test_group_is_a_durable_consumer_with_a_valid_name(
         await probe.wait_for(1, 15)
     info = await client.jetstream().consumer_info("nats-it", consumer_name(group))
     assert info.config.durable_name == consumer_name(group)
-    assert info.config.ack_wait == jetstream_settings["ack_wait"]
+    assert info.config.ack_wait == 30.0
     assert info.config.filter_subject == topic
     assert info.num_ack_pending == 0, "the handled message was acked"
 
@@ -206,13 +206,13 @@ async def test_a_long_handler_keeps_its_message(
     client: Client, jetstream_settings: dict[str, Any]
 ) -> None:
     topic, group, probe = fresh("long"), token(), Probe()
-    settings = {**jetstream_settings, "ack_wait": 1.0}
+    settings = {**jetstream_settings, "ack_wait": 2.0}
     listener = EventListener.from_backend("nats", group=group, **settings)
 
     @listener.handler(topic=topic, event=Numbered.__event_type__)
     async def slow(event: Event[NumberedBody]) -> None:
         probe.add(event.attempt)
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(5.0)
 
     async with running(listener), EventEmitter.from_backend("nats", **settings) as emitter:
         await emitter.emit(Numbered(route=topic, number=1))
