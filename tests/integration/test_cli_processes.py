@@ -14,7 +14,7 @@ import pytest
 
 from dispytch.cli.options import RunOptions
 from dispytch.cli.supervisor import MAX_QUICK_CRASHES, Supervisor
-from service_process import ServiceProcess
+from service_process import ServiceProcess, eventually, worker_pids
 
 APP = """
 from typing import Any
@@ -101,3 +101,33 @@ async def test_the_supervisor_gives_up_on_workers_that_keep_crashing(
     errors = capfd.readouterr().err
     assert f"crashed {MAX_QUICK_CRASHES} times in a row soon after starting; giving up" in errors
     assert errors.count("RuntimeError: broken at import") == MAX_QUICK_CRASHES
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "reloaded.py").write_text(textwrap.dedent(APP))
+    service = ServiceProcess(["reloaded:app", "--workers", "2"], cwd=tmp_path, env={})
+    await service.start()
+    try:
+        await service.wait_for_log("listening on memory", count=2)
+        workers = worker_pids(service.pid)
+        assert len(workers) == 2
+        assert service.process is not None
+        service.process.kill()
+        await service.wait(10)
+        await eventually(
+            lambda: not any(running(pid) for pid in workers),
+            "the orphaned workers stopped",
+            timeout=30,
+        )
+    finally:
+        service.kill_all()
+    assert service.output().count("the supervisor (pid") == 2
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

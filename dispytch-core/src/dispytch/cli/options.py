@@ -32,6 +32,7 @@ class RunOptions:
     stop_timeout: float = 30.0
     health_host: str = "0.0.0.0"
     health_port: int | None = None
+    stale_after: float = 60.0
     loop: LoopName = "asyncio"
 
     def worker_argv(self, health_port: int | None) -> list[str]:
@@ -39,6 +40,7 @@ class RunOptions:
         argv = [self.app, "--workers", "1", "--no-reload"]
         argv += ["--log-level", self.log_level, "--log-format", self.log_format]
         argv += ["--stop-timeout", str(self.stop_timeout), "--loop", self.loop]
+        argv += ["--stale-after", str(self.stale_after)]
         if self.factory:
             argv.append("--factory")
         if self.backend:
@@ -81,10 +83,13 @@ def run_options(args: argparse.Namespace, environ: Mapping[str, str]) -> RunOpti
         stop_timeout=pick("stop_timeout", float, 30.0),
         health_host=pick("health_host", str, "0.0.0.0"),
         health_port=pick("health_port", int, None),
+        stale_after=pick("stale_after", float, 60.0),
         loop=cast(LoopName, pick("loop", _choice("asyncio", "uvloop"), "asyncio")),
     )
     if options.workers < 1:
         raise CommandError(f"--workers must be at least 1, got {options.workers}")
+    if options.stale_after <= 0:
+        raise CommandError(f"--stale-after must be positive, got {options.stale_after}")
     if options.stop_timeout < 0:
         raise CommandError(f"--stop-timeout must not be negative, got {options.stop_timeout}")
     if options.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -36,6 +36,7 @@ async def _reload_loop(options: RunOptions) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPYTCH_RELOAD", "DISPYTCH_WORKERS")}
+    env["DISPYTCH_SUPERVISOR_PID"] = str(os.getpid())
     argv = options.worker_argv(None)
     if options.health_port is not None:
         argv += ["--health-host", options.health_host, "--health-port", str(options.health_port)]

@@ -4,7 +4,7 @@ in this process, in `--workers` processes, or restarted on code changes with `--
 Every option has an environment variable, read when the option is not given:
 `DISPYTCH_APP`, `DISPYTCH_BACKEND`, `DISPYTCH_GROUP`, `DISPYTCH_FACTORY`, `DISPYTCH_WORKERS`,
 `DISPYTCH_RELOAD`, `DISPYTCH_LOG_LEVEL`, `DISPYTCH_LOG_FORMAT`, `DISPYTCH_STOP_TIMEOUT`,
-`DISPYTCH_HEALTH_HOST`, `DISPYTCH_HEALTH_PORT`, `DISPYTCH_LOOP`.
+`DISPYTCH_HEALTH_HOST`, `DISPYTCH_HEALTH_PORT`, `DISPYTCH_STALE_AFTER`, `DISPYTCH_LOOP`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--health-host", help="address of the health endpoint (default 0.0.0.0)")
     parser.add_argument(
         "--health-port", type=int, help="serve /livez, /readyz and /metrics on this port"
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        help="seconds without a poll after which /readyz fails (stuck handlers; default 60)",
     )
     parser.add_argument(
         "--loop", choices=["asyncio", "uvloop"], help="event loop (default asyncio)"

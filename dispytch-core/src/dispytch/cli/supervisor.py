@@ -118,7 +118,11 @@ class Supervisor:
     async def _spawn(self, slot: _Slot) -> None:
         slot.health_port = _free_port() if self.options.health_port is not None else None
         argv = self.options.worker_argv(slot.health_port)
-        env = {**self.env, "DISPYTCH_WORKER_INDEX": str(slot.index)}
+        env = {
+            **self.env,
+            "DISPYTCH_WORKER_INDEX": str(slot.index),
+            "DISPYTCH_SUPERVISOR_PID": str(os.getpid()),
+        }
         slot.process = process = await WorkerProcess.start(argv, env)
         say(f"worker {slot.index} started (pid {process.pid})")
         watcher = asyncio.create_task(self._watch(slot, process))

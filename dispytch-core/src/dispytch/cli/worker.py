@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Callable
 
 from dispytch.app import App
 from dispytch.cli import event_loop
@@ -16,6 +18,9 @@ from dispytch.cli.target import load_app
 from dispytch.logging import configure_logging
 
 logger = logging.getLogger("dispytch.cli")
+
+_ORPHAN_CHECK_INTERVAL = 1.0
+"""Seconds between checks that the supervisor still runs."""
 
 
 def run_worker(options: RunOptions) -> int:
@@ -55,7 +60,7 @@ async def serve(app: App, options: RunOptions) -> None:
     health = None
     try:
         if options.health_port is not None:
-            health = HealthServer(live=_alive, ready=lambda: _ready(app))
+            health = HealthServer(live=_alive, ready=lambda: _ready(app, options.stale_after))
             port = await health.start(options.health_host, options.health_port)
             say(f"health on {options.health_host}:{port}")
         starting = asyncio.ensure_future(app.start())
@@ -66,7 +71,11 @@ async def serve(app: App, options: RunOptions) -> None:
                 raise
             return
         _announce(app)
-        await app.serve()
+        orphaned = asyncio.ensure_future(_stop_when_orphaned(stop))
+        try:
+            await app.serve()
+        finally:
+            orphaned.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -74,12 +83,24 @@ async def serve(app: App, options: RunOptions) -> None:
             await health.stop()
 
 
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """Under a supervisor (`DISPYTCH_SUPERVISOR_PID`), stop when it is gone (killed
+    without a chance to stop its workers), rather than run on unsupervised."""
+    supervisor = os.environ.get("DISPYTCH_SUPERVISOR_PID")
+    if not supervisor:
+        return
+    while os.getppid() == int(supervisor):  # noqa: ASYNC110 - polls the OS, not an event
+        await asyncio.sleep(_ORPHAN_CHECK_INTERVAL)
+    say(f"the supervisor (pid {supervisor}) is gone")
+    stop()
+
+
 async def _alive() -> tuple[bool, str]:
     return True, "alive"  # the event loop answered; a stuck or dead app ends the process
 
 
-async def _ready(app: App) -> tuple[bool, str]:
-    health = await app.health()
+async def _ready(app: App, stale_after: float) -> tuple[bool, str]:
+    health = await app.health(stale_after=stale_after)
     if health.ready:
         return True, f"ready: {len(health.listeners)} listeners, {health.in_flight} in flight"
     return False, f"not ready: {health.reason}"
