@@ -182,6 +182,12 @@ def backend_envs(
     return envs
 
 
+def test_every_backend_distribution_of_the_repository_is_installed_alone() -> None:
+    found = ROOT.glob("dispytch-*/pyproject.toml")
+    folders = {p.parent.name.removeprefix("dispytch-") for p in found}
+    assert sorted(folders - {"core"}) == sorted(BACKENDS)
+
+
 @pytest.mark.parametrize("name", list(BACKENDS))
 def test_core_plus_one_backend_lists_it_and_builds_a_listener_on_it(
     backend_envs: dict[str, FreshEnv], name: str
