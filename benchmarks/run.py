@@ -30,6 +30,7 @@ BENCHES = {
     "rabbitmq": "bench_rabbitmq",
     "redis": "bench_redis",
     "nats": "bench_nats",
+    "observability": "bench_observability",
 }
 """Broker name on the command line: the module measuring it. A module defines any of the
 SCENARIOS as async functions (see harness.py)."""

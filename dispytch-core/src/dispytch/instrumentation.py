@@ -162,17 +162,29 @@ class Instrumentation:
 
 
 class _FanOut(Instrumentation):
-    """Several instrumentations called in turn; one that raises is logged and skipped."""
+    """Several instrumentations called in turn; one that raises is logged and skipped.
+
+    Each method calls only the instrumentations that override it, through bound
+    methods looked up once.
+    """
 
     def __init__(self, parts: Sequence[Instrumentation]) -> None:
         self.parts = tuple(parts)
+        self._calls = {
+            name: tuple(
+                getattr(part, name)
+                for part in parts
+                if getattr(type(part), name) is not getattr(Instrumentation, name)
+            )
+            for name in _HOOKS
+        }
 
-    def _each(self, method: str, *args: Any) -> None:
-        for part in self.parts:
+    def _each(self, name: str, *args: Any) -> None:
+        for call in self._calls[name]:
             try:
-                getattr(part, method)(*args)
+                call(*args)
             except Exception:
-                logger.exception("instrumentation %r failed in %s", part, method)
+                logger.exception("instrumentation %r failed in %s", call.__self__, name)
 
     def consumer_started(self, source: Source) -> None:
         self._each("consumer_started", source)
@@ -206,6 +218,9 @@ class _FanOut(Instrumentation):
 
     def emit_failed(self, emission: Emission, error: BaseException) -> None:
         self._each("emit_failed", emission, error)
+
+
+_HOOKS = [name for name in vars(Instrumentation) if not name.startswith("_")]
 
 
 def combine(parts: Iterable[Instrumentation]) -> Instrumentation | None:

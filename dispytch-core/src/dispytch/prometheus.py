@@ -5,7 +5,7 @@
     metrics = Metrics()                 # the default registry, names prefixed "dispytch"
     emitter.add_instrumentation(metrics)
     listener.add_instrumentation(metrics)
-    body, content_type = render_latest()    # what a /metrics endpoint serves
+    body, content_type = render_latest()   # what a /metrics endpoint serves
 
 Labels are the backend's name, the consumer group, the topic *pattern* of the handler
 (`users.{user_id}`, never the concrete `users.42`; for emits, the event's `__topic__`
@@ -23,6 +23,7 @@ gauges (messages in flight, consumers running) is dropped.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -151,6 +152,7 @@ class Metrics(Instrumentation):
             _LISTENER,
             registry=registry,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     # -- listener --------------------------------------------------------------------------
 
@@ -164,23 +166,23 @@ class Metrics(Instrumentation):
         self.reconnects.labels(*_source(source)).inc()
 
     def message_received(self, delivery: Delivery) -> None:
-        labels = _source(delivery.source)
-        self.received.labels(*labels).inc()
-        self.in_flight.labels(*labels).inc()
+        self._child(self.received, _source(delivery.source)).inc()
+        self._child(self.in_flight, _source(delivery.source)).inc()
 
     def handler_finished(self, call: HandlerCall) -> None:
         result = "success" if call.error is None else "error"
         labels = (*_handled(call.delivery, call.pattern), call.handler, result)
-        self.handler_duration.labels(*labels).observe(call.duration)
+        self._child(self.handler_duration, labels).observe(call.duration)
 
     def retry_scheduled(self, call: HandlerCall, delay: float) -> None:
-        self.retries.labels(*_handled(call.delivery, call.pattern), call.handler).inc()
+        labels = (*_handled(call.delivery, call.pattern), call.handler)
+        self._child(self.retries, labels).inc()
 
     def message_settled(self, delivery: Delivery) -> None:
-        self.in_flight.labels(*_source(delivery.source)).dec()
-        labels = _handled(delivery, delivery.pattern)
+        self._child(self.in_flight, _source(delivery.source)).dec()
         outcome, reason = delivery.outcome or "unsettled", delivery.reason or ""
-        self.settled.labels(*labels, outcome, reason).inc()
+        labels = (*_handled(delivery, delivery.pattern), outcome, reason)
+        self._child(self.settled, labels).inc()
 
     # -- emitter ---------------------------------------------------------------------------
 
@@ -192,8 +194,16 @@ class Metrics(Instrumentation):
 
     def _emitted(self, emission: Emission, outcome: str) -> None:
         labels = (emission.source.backend, emission.pattern, emission.event.event_type())
-        self.emitted.labels(*labels, outcome).inc()
-        self.emit_duration.labels(*labels).observe(emission.duration)
+        self._child(self.emitted, (*labels, outcome)).inc()
+        self._child(self.emit_duration, labels).observe(emission.duration)
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """`metric.labels(*labels)`, looked up once: prometheus-client's lookup takes a lock."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 def render_latest(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
