@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from support import WAIT, eventually, fresh
 
 from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch.app import App
 from dispytch.instrumentation import Delivery, Emission, HandlerCall, Instrumentation, Source
 from dispytch.testing import Probe, running
 
@@ -238,3 +239,20 @@ async def test_log_lines_about_a_message_carry_its_context(
     assert [r.attempt for r in about_message] == [1, 2, 2]  # type: ignore[attr-defined]
     assert about_message[-1].outcome == "dead_letter"  # type: ignore[attr-defined]
     assert about_message[-1].reason == "handler_failed"  # type: ignore[attr-defined]
+
+
+async def test_an_app_attaches_an_instrumentation_to_its_listeners_and_emitters() -> None:
+    broker, recorder = fresh("broker"), Recorder()
+    listener = EventListener.from_url(f"memory://{broker}", group="shop")
+    emitter = EventEmitter.from_url(f"memory://{broker}")
+
+    @listener.handler(topic="orders.{shop}", event="ordered")
+    async def take(event: Event[OrderBody]) -> None: ...
+
+    app = App([listener], [emitter])
+    app.add_instrumentation(recorder)
+    async with app:
+        await emitter.emit(Ordered(shop="acme", n=1))
+        await eventually(lambda: bool(recorder.settled))
+    assert [e.message.topic for e in recorder.emitted] == ["orders.acme"]
+    assert recorder.settled[0].outcome == "ack"

@@ -16,6 +16,7 @@ from dispytch.di.plan import Call
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import EventBase
 from dispytch.health import AppHealth
+from dispytch.instrumentation import Instrumentation
 from dispytch.listener.listener import EventListener
 
 logger = logging.getLogger("dispytch.app")
@@ -58,6 +59,12 @@ class App:
         self._started: list[EventListener] = []
         self._stopping = False
         self._stop_requested = asyncio.Event()
+
+    def add_instrumentation(self, instrumentation: Instrumentation) -> None:
+        """Attach `instrumentation` (tracing, metrics) to every listener and emitter the app
+        has now; see `dispytch.instrumentation`."""
+        for part in (*self.listeners, *self.emitters):
+            part.add_instrumentation(instrumentation)
 
     # -- lifecycle -------------------------------------------------------------------------
 
