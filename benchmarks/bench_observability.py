@@ -1,6 +1,6 @@
 """The cost of observability: emit and consume on the memory backend with nothing attached,
-then with `Tracing` (OpenTelemetry SDK, spans batched to an exporter that drops them) and
-`Metrics` (prometheus-client) attached, in the same run, in turn.
+with `Metrics` (prometheus-client), with `Tracing` (the OpenTelemetry SDK, spans batched to
+an exporter that drops them) and with both, in the same run, in turn.
 
 The memory backend has no network in the way, so the ratio is the instrumentation's CPU
 cost per event at its largest; over a real broker it is a smaller share.
@@ -30,7 +30,7 @@ from harness import Row, best_of
 BACKEND = "memory, observability"
 TOPIC = "bench.observed"
 PLAIN = "dispytch, nothing attached"
-OBSERVED = "dispytch + tracing + metrics"
+VARIANTS = ("metrics", "tracing", "tracing + metrics")
 
 
 class Observed(EventBase):
@@ -66,60 +66,78 @@ class Dropping(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def observability() -> tuple[Instrumentation, Instrumentation, TracerProvider]:
+def instrumentations(variant: str) -> tuple[list[Instrumentation], Callable[[], None]]:
+    """What `variant` attaches, and how to shut its tracer provider down afterwards."""
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Dropping()))
-    return Tracing(provider), Metrics(CollectorRegistry()), provider
+    chosen: list[Instrumentation] = []
+    if "tracing" in variant:
+        chosen.append(Tracing(provider))
+    if "metrics" in variant:
+        chosen.append(Metrics(CollectorRegistry()))
+    return chosen, provider.shutdown
 
 
 async def throughput(n: int) -> list[Row]:
     events = [Observed(route=TOPIC, user_id=i, name=f"user-{i}") for i in range(n)]
+    variants = (None, *VARIANTS)
     rows = await best_of(
         [
-            lambda: _emit(events, observed=False),
-            lambda: _emit(events, observed=True),
-            lambda: _consume(events, observed=False),
-            lambda: _consume(events, observed=True),
+            *(lambda v=v: _emit(events, v) for v in variants),
+            *(lambda v=v: _consume(events, v) for v in variants),
         ]
     )
     return _with_ratios(rows)
 
 
+def _name(variant: str | None) -> str:
+    return PLAIN if variant is None else f"dispytch + {variant}"
+
+
 def _with_ratios(rows: list[Row]) -> list[Row]:
-    """Name each observed row with its rate as a share of the plain row's, same scenario."""
-    plain = {r.scenario: r.rate for r in rows if r.implementation == PLAIN}
+    """Name each instrumented row with its rate as a share of the plain row's, same
+    scenario: fastest run to fastest run, and median to median."""
+    plain = {r.scenario: r for r in rows if r.implementation == PLAIN}
     for row in rows:
-        if row.implementation == OBSERVED and plain.get(row.scenario):
-            row.implementation = f"{OBSERVED} ({row.rate / plain[row.scenario]:.0%} of the rate)"
+        base = plain.get(row.scenario)
+        if row.implementation != PLAIN and base is not None and base.rate:
+            row.implementation += (
+                f" ({row.rate / base.rate:.0%} of the rate without, "
+                f"median {row.median_rate / base.median_rate:.0%})"
+            )
     return rows
 
 
-def _attach(*parts: EventEmitter | EventListener) -> Callable[[], None]:
-    tracing, metrics, provider = observability()
+def _attach(variant: str | None, *parts: EventEmitter | EventListener) -> Callable[[], None]:
+    if variant is None:
+        return lambda: None
+    chosen, shutdown = instrumentations(variant)
     for part in parts:
-        part.add_instrumentation(tracing)
-        part.add_instrumentation(metrics)
-    return provider.shutdown
+        for instrumentation in chosen:
+            part.add_instrumentation(instrumentation)
+    return shutdown
 
 
-async def _emit(events: list[Observed], *, observed: bool) -> Row:
+async def _emit(events: list[Observed], variant: str | None) -> Row:
     emitter = EventEmitter.from_url(f"memory://{uuid.uuid4().hex}")
-    shutdown = _attach(emitter) if observed else None
+    shutdown = _attach(variant, emitter)
     start = time.perf_counter()
     async with emitter:
         await asyncio.gather(*(emitter.emit(e) for e in events))
     seconds = time.perf_counter() - start
-    if shutdown is not None:
-        shutdown()
-    return Row(BACKEND, "emit", OBSERVED if observed else PLAIN, len(events), seconds)
+    shutdown()
+    return Row(BACKEND, "emit", _name(variant), len(events), seconds)
 
 
-async def _consume(events: list[Observed], *, observed: bool) -> Row:
+async def _consume(events: list[Observed], variant: str | None) -> Row:
     broker = uuid.uuid4().hex
     get_broker(broker).join("bench", [TopicPattern(TOPIC)])
-    async with EventEmitter.from_url(f"memory://{broker}") as emitter:
+    emitter = EventEmitter.from_url(f"memory://{broker}")
+    preloaded = _attach(variant, emitter)  # traced events carry their trace context
+    async with emitter:
         for event in events:
             await emitter.emit(event)
+    preloaded()
     listener = EventListener.from_url(f"memory://{broker}", group="bench")
 
     @listener.handler(topic=TOPIC, event="observed")
@@ -130,13 +148,12 @@ async def _consume(events: list[Observed], *, observed: bool) -> Row:
         if counter.count == counter.target:
             counter.done.set()
 
-    shutdown = _attach(listener) if observed else None
+    shutdown = _attach(variant, listener)
     TALLY.count, TALLY.target, TALLY.done = 0, len(events), asyncio.Event()
     start = time.perf_counter()
     await listener.start()
     await TALLY.done.wait()
     seconds = time.perf_counter() - start
     await listener.stop()
-    if shutdown is not None:
-        shutdown()
-    return Row(BACKEND, "consume", OBSERVED if observed else PLAIN, len(events), seconds)
+    shutdown()
+    return Row(BACKEND, "consume", _name(variant), len(events), seconds)

@@ -102,6 +102,31 @@ async def test_the_handler_runs_inside_its_process_span(
     assert get_current_span().get_span_context().is_valid is False, "nothing left attached"
 
 
+async def test_a_message_without_trace_headers_starts_a_trace_of_its_own(
+    provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    broker, seen = fresh("broker"), Probe()
+    listener = EventListener.from_url(f"memory://{broker}", group="visits")
+    listener.add_instrumentation(Tracing(provider))
+
+    @listener.handler(topic="users.{user_id}.visits", event="visited")
+    async def record(event: Event[VisitBody]) -> None:
+        seen.add(event.headers)
+
+    with provider.get_tracer("app").start_as_current_span("startup"):
+        await listener.start()  # the listener's tasks inherit this context
+    try:
+        async with EventEmitter.from_url(f"memory://{broker}") as untraced:
+            await untraced.emit(Visited(user_id=7))
+            await seen.wait_for(1, WAIT)
+            await eventually(lambda: len(spans.get_finished_spans()) == 2)
+    finally:
+        await listener.stop()
+    [process] = [s for s in spans.get_finished_spans() if s.name.startswith("process")]
+    assert seen.items == [{}]
+    assert process.parent is None
+
+
 class TimingOut(Producer):
     async def send(self, topic: str, payload: bytes, config: BaseModel | None = None) -> None:
         raise ProducerTimeout("no confirmation in time")

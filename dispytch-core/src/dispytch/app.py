@@ -63,7 +63,8 @@ class App:
     def add_instrumentation(self, instrumentation: Instrumentation) -> None:
         """Attach `instrumentation` (tracing, metrics) to every listener and emitter the app
         has now; see `dispytch.instrumentation`."""
-        for part in (*self.listeners, *self.emitters):
+        parts: list[EventListener | EventEmitter] = [*self.listeners, *self.emitters]
+        for part in parts:
             part.add_instrumentation(instrumentation)
 
     # -- lifecycle -------------------------------------------------------------------------

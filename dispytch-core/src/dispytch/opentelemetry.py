@@ -132,15 +132,17 @@ class Tracing(Instrumentation):
             (self._settled_alone(delivery), None)
         ]
         failed = delivery.outcome != "ack" or delivery.reason not in (None, "unmatched")
+        settled: dict[str, Any] = {"dispytch.outcome": delivery.outcome or "unsettled"}
+        if delivery.reason is not None:
+            settled["dispytch.reason"] = delivery.reason
         for span, call in spans:
-            span.set_attribute("dispytch.outcome", delivery.outcome or "unsettled")
-            if delivery.reason is not None:
-                span.set_attribute("dispytch.reason", delivery.reason)
+            attributes = settled
             if call is not None:
-                span.set_attribute("dispytch.attempts", call.attempt)
+                attributes = {**settled, "dispytch.attempts": call.attempt}
                 if call.error is not None:
                     span.record_exception(call.error)
-                    span.set_attribute("error.type", _qualified(call.error))
+                    attributes["error.type"] = _qualified(call.error)
+            span.set_attributes(attributes)
             if failed:
                 span.set_status(Status(StatusCode.ERROR, f"{delivery.outcome}: {delivery.reason}"))
             span.end()
@@ -159,15 +161,17 @@ class Tracing(Instrumentation):
     # -- propagation -----------------------------------------------------------------------
 
     def _inject(self, headers: dict[str, str], context: Context) -> None:
-        if self.propagator is None:
-            propagate.inject(headers, context=context)
-        else:
-            self.propagator.inject(headers, context=context)
+        (self.propagator or propagate.get_global_textmap()).inject(headers, context=context)
 
     def _extract(self, headers: dict[str, str]) -> Context:
-        if self.propagator is None:
-            return propagate.extract(headers)
-        return self.propagator.extract(headers)
+        """The context the headers carry; a message without any is the root of a trace."""
+        propagator = self.propagator or propagate.get_global_textmap()
+        if headers and not propagator.fields.isdisjoint(headers):
+            return propagator.extract(headers)
+        return _NO_PARENT
+
+
+_NO_PARENT = Context()
 
 
 def _consumer_attributes(

@@ -10,10 +10,12 @@ headers the consumer's spans are roots of their own traces.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import BaseModel
@@ -115,6 +117,11 @@ class Observed:
             if sample.name == full and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
+    def exposition(self) -> str:
+        from dispytch.prometheus import render_latest
+
+        return render_latest(self.registry)[0].decode()
+
     @contextmanager
     def user_span(self) -> Iterator[Any]:
         with self.provider.get_tracer("conformance").start_as_current_span("request") as span:
@@ -127,8 +134,9 @@ class ObservabilityConformance:
 
     @pytest.mark.asyncio
     async def test_traces_and_metrics_of_retried_and_dead_lettered_events(
-        self, backend: _Backend
+        self, backend: _Backend, caplog: pytest.LogCaptureFixture
     ) -> None:
+        caplog.set_level(logging.INFO, logger="dispytch")
         observed = Observed()
         topic, calls = _fresh("topic"), Probe()
         listener = backend.listener(_fresh("group"))
@@ -181,6 +189,17 @@ class ObservabilityConformance:
         assert observed.total("messages_in_flight") == 0, "nothing in flight after stop"
         assert observed.total("events_emitted_total", outcome="sent") == 2
 
+        logs = [r for r in caplog.records if r.name.startswith("dispytch")]
+        assert logs, "the failures were logged"
+        written = [
+            *(str(value) for span in observed.spans("") for value in span.attributes.values()),
+            *(str(event.attributes) for span in observed.spans("") for event in span.events),
+            observed.exposition(),
+            *(f"{r.getMessage()} {vars(r)}" for r in logs),
+        ]
+        for secret in _secrets(backend.settings):
+            assert not any(secret in text for text in written), "a secret setting leaked"
+
     @pytest.mark.asyncio
     async def test_undecodable_payloads_are_counted(self, backend: _Backend) -> None:
         observed = Observed()
@@ -211,6 +230,25 @@ class ObservabilityConformance:
         assert undecodable == 2
         assert observed.total("messages_settled_total", outcome="dead_letter") == 2
         assert len(observed.spans("process")) == 10, "undecodable messages get spans too"
+
+
+def _secrets(settings: Any) -> list[str]:
+    """What of `settings` must never be written out: URL credentials (the whole
+    `user:password@`, and a password differing from the user name) and secret values."""
+    found: list[str] = []
+    for value in dict(settings).values():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+            if not isinstance(value, str) or "://" not in value:
+                found.append(str(value))
+                continue
+        if isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                found.append(f"{parts.username}:{parts.password}@")
+                if parts.password != parts.username:
+                    found.append(parts.password)
+    return [secret for secret in found if secret]
 
 
 def _child_of(span: Any, parent: Any) -> bool:
