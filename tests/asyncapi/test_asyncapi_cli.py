@@ -74,3 +74,20 @@ def test_something_else_is_an_error_that_says_what_was_expected(
     assert "expected an App, an EventListener" in error
     assert main(["docs", "gen", "complex_app:app", "--emits", "complex_app:Money"]) == 1
     assert "--emits must name an EventBase subclass" in capsys.readouterr().err
+
+
+def test_the_demo_app_from_its_factory(
+    tmp_path: Path, asyncapi_validator: jsonschema.Draft7Validator
+) -> None:
+    out = tmp_path / "demo.yaml"
+    assert main(["docs", "gen", "dispytch.demo:build_app", "--factory", "-o", str(out)]) == 0
+    document = yaml.safe_load(out.read_text())
+    assert problems(asyncapi_validator, document) == []
+    assert {"send_OrderPlaced", "receive_bill", "receive_notify"} <= set(document["operations"])
+
+
+def test_a_factory_must_be_called_with_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["docs", "gen", "dispytch.demo:build_app"]) == 1
+    assert "expected an App" in capsys.readouterr().err
+    assert main(["docs", "gen", "complex_app:app", "--factory"]) == 1
+    assert "--factory: complex_app:app is a App, not a callable" in capsys.readouterr().err

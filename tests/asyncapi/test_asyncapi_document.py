@@ -13,10 +13,9 @@ import pytest
 import yaml
 from official_schema import problems
 
-from dispytch import Event, EventEmitter, EventListener
+from dispytch import Event, EventListener
 from dispytch.asyncapi import asyncapi_document, to_yaml
-from dispytch.demo import OrderPlaced, build_listener
-from dispytch.testing import Probe
+from dispytch.demo import build_app
 
 
 @pytest.fixture
@@ -25,13 +24,7 @@ def shop() -> dict[str, Any]:
 
 
 def demo_document() -> dict[str, Any]:
-    return asyncapi_document(
-        listeners=[build_listener(Probe())],
-        emitters=[EventEmitter.from_url("memory://demo")],
-        emits=[OrderPlaced],
-        title="Dispytch demo",
-        version="1.0.0",
-    )
+    return asyncapi_document(build_app(), title="Dispytch demo", version="1.0.0")
 
 
 def refs(node: Any) -> Iterator[str]:

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel
 
 from dispytch import (
+    App,
     DeadLetter,
     Dependency,
     Event,
@@ -104,6 +105,16 @@ def build_listener(done: Probe) -> EventListener:
         done.add(("dead-lettered", letter.topic))
 
     return listener
+
+
+def build_app(done: Probe | None = None) -> App:
+    """The demo as an App: its listener and emitter, and the event it emits
+    (`dispytch docs gen dispytch.demo:build_app --factory` documents it)."""
+    return App(
+        [build_listener(done or Probe())],
+        [EventEmitter.from_url("memory://demo")],
+        emits=[OrderPlaced],
+    )
 
 
 async def main() -> None:

@@ -33,6 +33,7 @@ def add_parser(commands: Any) -> None:
         metavar="MODULE:CLASS",
         help="an event class the app emits, besides an App's own (repeatable)",
     )
+    gen.add_argument("--factory", action="store_true", help="call app for it")
     gen.add_argument("--title", help="the document's title (default: the app's, or its name)")
     gen.add_argument("--app-version", help="the app's version (default: the app's, or 0.0.0)")
     gen.set_defaults(command=cmd_docs_gen)
@@ -42,6 +43,12 @@ def cmd_docs_gen(args: argparse.Namespace) -> int:
     from dispytch.asyncapi import asyncapi_document, to_yaml
 
     target = import_object(args.app)
+    if args.factory:
+        if not callable(target):
+            raise CommandError(
+                f"--factory: {args.app} is a {type(target).__name__}, not a callable"
+            )
+        target = target()
     emits = [import_object(name) for name in args.emits]
     for event_class in emits:
         if not (isinstance(event_class, type) and issubclass(event_class, EventBase)):
