@@ -152,7 +152,9 @@ async def test_an_undecodable_payload_is_dead_lettered_with_its_decode_error() -
     assert letter.payload == b"\xff not an envelope"
 
 
-async def test_a_handler_failing_after_its_retries_raises_in_the_test() -> None:
+async def test_a_handler_failing_after_its_retries_raises_in_the_test(
+    no_network: list[str],
+) -> None:
     listener = EventListener.from_url("amqp://guest:guest@prod:5672/", group="mails")
     attempts: list[int] = []
 
@@ -169,13 +171,14 @@ async def test_a_handler_failing_after_its_retries_raises_in_the_test() -> None:
         await client.wait_settled(raise_errors=False)
         [letter] = client.dead_letters
     assert attempts == [5, 5, 5]
+    assert no_network == []  # configured for RabbitMQ, never reached
     assert letter.reason == "handler_failed"
     assert letter.attempts == 3
     assert letter.handler is not None
     assert letter.handler.endswith("flaky")
 
 
-async def test_without_raise_errors_the_failure_is_a_dead_letter() -> None:
+async def test_without_raise_errors_the_failure_is_a_dead_letter(no_network: list[str]) -> None:
     listener = EventListener.from_url("redis://prod:6379/0", group="mails")
 
     @listener.handler(topic="users", event="user_created")
@@ -187,6 +190,7 @@ async def test_without_raise_errors_the_failure_is_a_dead_letter() -> None:
     [letter] = client.dead_letters
     assert isinstance(letter.error, ValueError)
     assert letter.reason == "handler_failed"
+    assert no_network == []  # configured for Redis, never reached
 
 
 async def test_a_nacking_listener_raises_rather_than_hangs() -> None:
