@@ -192,5 +192,25 @@ def test_a_password_in_a_redis_url_does_not_appear() -> None:
     assert document["servers"]["redis"]["host"] == "cache:6380"
 
 
+def test_no_password_of_a_cluster_url_appears(
+    asyncapi_validator: jsonschema.Draft7Validator,
+) -> None:
+    cluster = "nats://app:first-s3cret@n1:4222,nats://app:second-s3cret@n2:4222"
+    listener = EventListener.from_url(cluster, group="g")
+
+    @listener.handler(topic="jobs", event="job")
+    async def work(event: Event[dict[str, Any]]) -> None: ...
+
+    document = asyncapi_document(listeners=[listener])
+    assert problems(asyncapi_validator, document) == []
+    assert "s3cret" not in json.dumps(document)
+    server = document["servers"]["nats"]
+    assert server["host"] == "n1:4222,n2:4222"
+    assert "pathname" not in server
+    assert document["operations"]["receive_work"]["bindings"] == {
+        "nats": {"queue": "g", "bindingVersion": "0.1.0"}
+    }
+
+
 def test_yaml_output_reads_back_as_the_same_document(shop: dict[str, Any]) -> None:
     assert yaml.safe_load(to_yaml(shop)) == shop

@@ -1,4 +1,4 @@
-"""Kafka and AMQP bindings, where they say something a reader of the document can use:
+"""Kafka, AMQP and NATS bindings, where they say something a reader of the document can use:
 the consumer group and client id, the partition key, the exchange and a group's queue."""
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from pydantic import SecretStr
 
 KAFKA = "0.5.0"
 AMQP = "0.3.0"
+NATS = "0.1.0"
 
 
 def protocol_of(backend_name: str | None) -> str | None:
-    """`kafka` or `amqp` for the backends these bindings describe, else None."""
-    return {"kafka": "kafka", "rabbitmq": "amqp"}.get(backend_name or "")
+    """`kafka`, `amqp` or `nats` for the backends these bindings describe, else None."""
+    protocols = {"kafka": "kafka", "rabbitmq": "amqp", "nats": "nats", "nats-core": "nats"}
+    return protocols.get(backend_name or "")
 
 
 def _enum(value: str) -> dict[str, Any]:
@@ -84,6 +86,11 @@ def amqp_send(settings: Any) -> dict[str, Any]:
 
 def amqp_receive() -> dict[str, Any]:
     return {"ack": True, "bindingVersion": AMQP}
+
+
+def nats_receive(group: str | None) -> dict[str, Any] | None:
+    """Listeners of one group share the messages, as a NATS queue group does."""
+    return {"queue": group[:255], "bindingVersion": NATS} if group else None
 
 
 def _vhost(settings: Any) -> str:

@@ -437,6 +437,9 @@ def _operation_bindings(
         found["amqp"] = (
             bindings.amqp_send(settings) if action == "send" else bindings.amqp_receive()
         )
+    nats = bindings.nats_receive(group) if "nats" in protocols and action == "receive" else None
+    if nats:
+        found["nats"] = nats
     return found
 
 

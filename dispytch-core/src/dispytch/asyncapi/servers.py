@@ -42,15 +42,18 @@ def _url(settings: Any) -> str | None:
 
 
 def _from_url(url: str, backend: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    found: dict[str, Any] = {"host": host, "protocol": parts.scheme or backend}
-    if parts.path and parts.path != "/":
-        found["pathname"] = parts.path
+    """A server from one URL, or from several comma-separated ones (a cluster)."""
+    urls = [urlsplit(part.strip()) for part in url.split(",") if part.strip()]
+    hosts = []
+    for parts in urls:
+        host = parts.hostname or "localhost"
+        hosts.append(f"{host}:{parts.port}" if parts.port is not None else host)
+    found: dict[str, Any] = {"host": ",".join(hosts), "protocol": urls[0].scheme or backend}
+    path = urls[0].path
+    if len(urls) == 1 and path and path != "/":
+        found["pathname"] = path
     scheme = None
-    if parts.username or parts.password:
+    if any(parts.username or parts.password for parts in urls):
         scheme = {"type": "userPassword", "description": "user and password from the URL"}
     return found, scheme
 
