@@ -167,7 +167,11 @@ class EventEmitter:
         if failures:
             for event, error in failures[1:]:
                 logger.error(
-                    "emit of %s to %s failed", event.event_type(), event.topic(), exc_info=error
+                    "emit of %s to %s failed",
+                    event.event_type(),
+                    event.topic(),
+                    exc_info=error,
+                    extra=self._log_fields(event, event.topic(), "failed"),
                 )
             raise failures[0][1]
 
@@ -235,11 +239,26 @@ class EventEmitter:
         """Give a timed-out emit to the `on_timeout` callback; False if it is to be raised."""
         if self.raise_on_timeout or self._timeout_callback is None:
             return False
-        logger.warning("emit of %s to %s timed out", event.event_type(), topic)
+        logger.warning(
+            "emit of %s to %s timed out",
+            event.event_type(),
+            topic,
+            extra=self._log_fields(event, topic, "timed_out"),
+        )
         result = self._timeout_callback(event)
         if inspect.isawaitable(result):
             await result
         return True
+
+    def _log_fields(self, event: EventBase, topic: str, outcome: str) -> dict[str, Any]:
+        """The context of a log line about emitting `event`, as `extra` fields."""
+        return {
+            "topic": topic,
+            "event_type": event.event_type(),
+            "event_id": event.id,
+            "backend": self.source.backend,
+            "outcome": outcome,
+        }
 
     def _past_middleware(self, ctx: EmitContext) -> Awaitable[None]:
         return self._deliver(ctx.message)

@@ -104,7 +104,8 @@ class Dispatcher:
         try:
             outcome = await self._outcome(msg)
         except Exception as exc:  # a failure nothing below foresaw: settle the message anyway
-            logger.exception("handling a message from %s failed", msg.topic)
+            fields = _log_fields(self.source, msg, None, None, msg.attempt, None, "internal_error")
+            logger.exception("handling a message from %s failed", msg.topic, extra=fields)
             outcome = await self._dead_letter(msg, exc, "internal_error", None, msg.attempt)
         if outcome is Outcome.ACK or outcome is Outcome.DEAD_LETTERED:
             result = self.consumer.ack(msg)
