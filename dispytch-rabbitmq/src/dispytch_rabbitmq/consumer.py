@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from functools import partial
 from typing import Any, cast
@@ -84,6 +84,7 @@ class RabbitMQConsumer(Consumer):
         self._unsettled: set[Message] = set()
         self._delayed: set[asyncio.Task[None]] = set()
         self._delimiter = settings.topic_delimiter if settings is not None else "."
+        self._reconnected: list[Callable[[], None]] = []
         if subscription is not None:
             _check_delimiter(subscription, self._delimiter)
 
@@ -118,8 +119,18 @@ class RabbitMQConsumer(Consumer):
         except BaseException:
             await connection.close()
             raise
+        connection.reconnect_callbacks.add(self._report_reconnect)
         self._connection = connection
         return queue
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` each time the connection is back after being lost (settings only:
+        a consumer given queues does not own their connection)."""
+        self._reconnected.append(callback)
+
+    def _report_reconnect(self, connection: object) -> None:
+        for callback in self._reconnected:
+            callback()
 
     async def _receive(self, queue: str, raw: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait((queue, raw))

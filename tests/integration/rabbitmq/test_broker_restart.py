@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from brokers import RabbitMQServer
 from dispytch import Event, EventBase, EventEmitter, EventListener, ProducerTimeout
+from dispytch.instrumentation import Instrumentation, Source
 from dispytch.testing import Probe, running
 
 pytestmark = pytest.mark.rabbitmq
@@ -54,7 +55,8 @@ async def test_node_restart_mid_stream(own_server: RabbitMQServer) -> None:
     url, topic = own_server.url, f"restart.{uuid.uuid4().hex[:8]}"
     fast: dict[str, Any] = {"url": url, "reconnect_interval": 0.2}
     listener = EventListener.from_backend("rabbitmq", group="restart", **fast)
-    seen = Probe()
+    seen, reconnects = Probe(), Reconnects()
+    listener.add_instrumentation(reconnects)
 
     @listener.handler(topic=topic, event=Ping.__event_type__)
     async def record(event: Event[Body]) -> None:
@@ -105,6 +107,15 @@ async def test_node_restart_mid_stream(own_server: RabbitMQServer) -> None:
     assert lag.worst < STALL_LIMIT, f"the event loop stalled for {lag.worst:.1f}s"
     assert confirmed == set(range(EVENTS + 2)), "every emit was confirmed, waiting out the restart"
     assert -1 not in seen.items, "the emit that failed was not delivered after all"
+    assert reconnects.sources == [Source("rabbitmq", "restart")], "the reconnect was reported"
+
+
+class Reconnects(Instrumentation):
+    def __init__(self) -> None:
+        self.sources: list[Source] = []
+
+    def consumer_reconnected(self, source: Source) -> None:
+        self.sources.append(source)
 
 
 class LoopLag:
