@@ -14,6 +14,7 @@ Every test uses fresh topic and group names, so one broker serves the whole suit
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -405,6 +406,28 @@ class ConformanceSuite(ObservabilityConformance):
         assert letter.original_payload() == garbage
         assert event.body.seq == 2, "the listener keeps going after a bad message"
 
+    @pytest.mark.asyncio
+    async def test_hostile_payloads_are_each_dead_lettered_once(
+        self, backend: BackendUnderTest
+    ) -> None:
+        topic, probe, letters = _fresh("topic"), Probe(), Probe()
+        listener = backend.listener(_fresh("group"), on_unmatched="dead_letter")
+        self.recording(listener, topic, probe)
+        dlq = self.dead_letter_listener(backend, topic, letters)
+        hostile = _hostile_payloads()
+        async with running(dlq, settle=backend.settle), running(listener, settle=backend.settle):
+            raw = EventEmitter.from_backend(backend.name, **backend.settings)
+            async with raw, backend.emitter() as emitter:
+                for seq, payload in enumerate(hostile):
+                    await raw.producer.send(topic, payload)
+                    await emitter.emit(Ping(route=topic, seq=seq))
+                await letters.wait_for(len(hostile), backend.timeout)
+                await probe.wait_for(len(hostile), backend.timeout)
+                await asyncio.sleep(0.3)
+        reasons = {letter.original_payload(): letter.reason for letter in letters.items}
+        assert reasons == hostile, "each hostile payload dead-lettered once, with its reason"
+        assert sorted(e.body.seq for e in probe.items) == list(range(len(hostile)))
+
     def dead_letter_listener(
         self, backend: BackendUnderTest, topic: str, letters: Probe
     ) -> EventListener:
@@ -415,3 +438,27 @@ class ConformanceSuite(ObservabilityConformance):
             letters.add(event.body)
 
         return dlq
+
+
+def _hostile_payloads() -> dict[bytes, str]:
+    """Payloads a listener must settle without choking, with the reason each is dead-lettered."""
+    digits = b"9" * 5_000
+    nested_body: Any = {}
+    for _ in range(900):
+        nested_body = {"seq": nested_body}
+
+    def envelope(body: Any, event_type: str = Ping.__event_type__) -> bytes:
+        doc = {"id": "hostile", "type": event_type, "body": body, "timestamp": 1}
+        return json.dumps(doc).encode()
+
+    return {
+        b"\xff\xfe not UTF-8": "undecodable",
+        b"[" * 100_000 + b"]" * 100_000: "undecodable",
+        digits: "undecodable",
+        b'{"id": "\\ud800", "type": "t", "body": ' + digits + b', "timestamp": 1}': "undecodable",
+        b'{"id": 1, "type": "conformance.ping", "body": {"seq": 1}, "timestamp": 1}': "undecodable",
+        envelope({"seq": 1})[:-20]: "undecodable",
+        envelope(nested_body): "invalid",
+        envelope({"seq": "x" * 200_000}): "invalid",
+        envelope({"seq": 1}, event_type="conformance.unknown"): "unmatched",
+    }
