@@ -389,3 +389,20 @@ def test_a_module_level_listener_serves_tests_on_different_event_loops() -> None
 
     for user_id in (1, 2, 3):
         asyncio.run(one_test(user_id))
+
+
+async def test_a_listener_whose_consumer_fails_fails_the_next_emit() -> None:
+    """The in-memory broker fails the consumer waiting on it, as a lost connection would:
+    the pull loop crashes, and the test hears of it instead of waiting for handlers."""
+    listener, emitter, welcome = welcome_service()
+    async with TestClient(listener, emitters=[emitter], overrides={mailer: FakeMailer()}) as client:
+        group = client.broker.groups["mails"]
+        for _ in range(1000):  # until the consumer waits on the broker
+            if group.waiters:
+                break
+            await asyncio.sleep(0.001)
+        for waiter in group.waiters:
+            waiter.set_exception(ConnectionResetError("the broker went away"))
+        with pytest.raises(ConnectionResetError, match="the broker went away"):
+            await client.emit(UserCreated(user_id=1, email="a@b.c"))
+        assert client.calls(welcome) == []
