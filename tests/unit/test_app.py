@@ -8,7 +8,18 @@ from typing import Annotated, Any
 import pytest
 from support import eventually, fresh
 
-from dispytch import App, Dependency, DependencyError, Event, EventBase, EventEmitter, EventListener
+from dispytch import (
+    App,
+    Consumer,
+    Dependency,
+    DependencyError,
+    Event,
+    EventBase,
+    EventEmitter,
+    EventListener,
+    HandlerGroup,
+    Message,
+)
 
 
 class Ping(EventBase):
@@ -155,3 +166,35 @@ async def test_a_listener_whose_handlers_are_all_stuck_is_not_ready() -> None:
     assert stale.consuming
     assert stale.in_flight == 1
     assert "no poll for" in str(stale.reason)
+
+
+class BrokenConsumer(Consumer):
+    """A consumer whose connection breaks after its start."""
+
+    async def listen(self) -> AsyncIterator[Message]:
+        raise ConnectionError("connection lost")
+        yield
+
+    def ack(self, msg: Message) -> None: ...
+
+
+async def test_a_listener_that_fails_stops_the_app_and_run_raises_its_error() -> None:
+    url, log = f"memory://{fresh('app')}", []
+
+    async def pool() -> AsyncIterator[None]:
+        yield
+        log.append("pool exited")
+
+    healthy = memory_listener(url)
+
+    @healthy.handler(topic="pings", event="ping")
+    async def handle(
+        event: Event[Any], p: Annotated[None, Dependency(pool, scope="app")]
+    ) -> None: ...
+
+    broken = EventListener(BrokenConsumer())
+    broken.add_handler_group(HandlerGroup())
+    with pytest.raises(ConnectionError, match="connection lost"):
+        await App([healthy, broken]).run()
+    assert log == ["pool exited"]
+    assert not (await healthy.health()).consuming

@@ -57,6 +57,7 @@ class App:
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._stack: AsyncExitStack | None = None
         self._started: list[EventListener] = []
+        self._failures: list[BaseException] = []
         self._stopping = False
         self._stop_requested = asyncio.Event()
 
@@ -89,12 +90,16 @@ class App:
                 self._started.append(listener)
         except BaseException:
             await stack.aclose()
+            self._failures = []  # what failed to start is raised; the rest were stopped
             raise
         self._stack = stack
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop listeners (in-flight handlers get `timeout` seconds, by default
-        `stop_timeout`), then app-scoped dependencies, emitters and lifespan."""
+        `stop_timeout`), then app-scoped dependencies, emitters and lifespan.
+
+        Raises what made a listener fail, once everything stopped.
+        """
         self._stopping = True
         stack, self._stack = self._stack, None
         if stack is None:
@@ -106,6 +111,9 @@ class App:
             await stack.aclose()
         finally:
             self._stop_requested.clear()
+        failures, self._failures = self._failures, []
+        if failures:
+            raise failures[0]
 
     @property
     def stop_requested(self) -> bool:
@@ -135,14 +143,12 @@ class App:
         try:
             await asyncio.wait({stopped, *failures}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            requested = stopped.done()
             for waiter in (stopped, *failures):
                 waiter.cancel()
-            ended = [f for f in failures if f.done() and not f.cancelled()]
-            await self.stop()
-        for waiter in ended:
-            waiter.result()  # a listener that failed raises here
-        if ended and not self._stopping:
-            raise RuntimeError("a listener stopped on its own; the app stopped with it")
+            await self.stop()  # raises what made a listener fail
+        if not requested:
+            raise RuntimeError("a listener stopped consuming on its own; the app stopped with it")
 
     @property
     def running(self) -> bool:
@@ -186,7 +192,12 @@ class App:
         return list(found.values())
 
     async def _stop_listeners(self) -> None:
+        """Stop every started listener; keep what made one fail for `stop()` to raise once
+        everything else stopped too."""
         started, self._started = self._started, []
-        await asyncio.gather(*(listener.stop(self.stop_timeout) for listener in started))
+        results = await asyncio.gather(
+            *(listener.stop(self.stop_timeout) for listener in started), return_exceptions=True
+        )
         for listener in started:
             listener.provide_app_scope(None, {})
+        self._failures += [r for r in results if isinstance(r, BaseException)]
