@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from dispytch import App, Dependency, Event, EventBase, EventEmitter, EventListener
+from dispytch.backends.requirements import CapabilityError
 from dispytch.testing import TestClient
 
 
@@ -406,3 +407,62 @@ async def test_a_listener_whose_consumer_fails_fails_the_next_emit() -> None:
         with pytest.raises(ConnectionResetError, match="the broker went away"):
             await client.emit(UserCreated(user_id=1, email="a@b.c"))
         assert client.calls(welcome) == []
+
+
+async def test_native_dead_lettering_is_kept_where_the_broker_has_it() -> None:
+    listener = EventListener.from_url(
+        "amqp://guest:guest@prod:5672/",
+        group="mails",
+        listener_options={"native_dead_letter": True},
+    )
+
+    @listener.handler(topic="users", event="user_created")
+    async def broken(event: Event[User]) -> None:
+        raise ValueError("broken")
+
+    async with TestClient(listener, raise_errors=False) as client:
+        await client.emit(UserCreated(user_id=1, email="a@b.c"))
+    [letter] = client.dead_letters
+    assert letter.settled_as == "native_dead_letter"
+    assert isinstance(letter.error, ValueError)
+
+
+async def test_a_listener_the_backend_cannot_serve_fails_as_in_production() -> None:
+    """Kafka has no native dead-lettering: the listener is refused at start, in the test
+    as it would be in production."""
+    listener = EventListener.from_url(
+        "kafka://prod:9092", group="mails", listener_options={"native_dead_letter": True}
+    )
+
+    @listener.handler(topic="users", event="user_created")
+    async def handle(event: Event[User]) -> None:
+        pass
+
+    with pytest.raises(CapabilityError, match="native_dead_letter"):
+        async with TestClient(listener):
+            pass
+    assert listener.backend is not None
+    assert listener.backend.name == "kafka"  # given back, though it failed to start
+
+
+async def test_a_nacked_message_is_redelivered_until_max_deliveries() -> None:
+    listener = EventListener.from_url(
+        "kafka://prod:9092",
+        group="mails",
+        listener_options={
+            "dead_letter_topic": None,
+            "max_deliveries": 3,
+            "redelivery_delay": 0,
+        },
+    )
+
+    @listener.handler(topic="users", event="user_created")
+    async def broken(event: Event[User]) -> None:
+        raise ValueError(f"attempt {event.attempt}")
+
+    async with TestClient(listener, raise_errors=False) as client:
+        await client.emit(UserCreated(user_id=1, email="a@b.c"))
+    assert [call.event.attempt for call in client.calls(broken)] == [1, 2, 3]
+    [letter] = client.dead_letters
+    assert letter.reason == "too_many_deliveries"
+    assert letter.settled_as == "ack"  # no destination: logged and acked, as configured
