@@ -31,7 +31,7 @@ def dispytch(
     )
 
 
-@pytest.mark.parametrize("command", [[], ["backends"], ["run"], ["emit"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["backends"], ["run"], ["probe"], ["emit"], ["demo"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = dispytch(*command, "--help")
     assert result.returncode == 0
