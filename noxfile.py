@@ -15,7 +15,7 @@ import nox
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 DISTRIBUTIONS = [
-    "./dispytch-core[msgpack]",
+    "./dispytch-core[msgpack,otel,prometheus,fastapi,reload,uvloop]",  # every integration
     "./dispytch-kafka",
     "./dispytch-rabbitmq",
     "./dispytch-redis",
