@@ -3,6 +3,7 @@ backend, including the outcomes decided before any middleware runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -256,3 +257,28 @@ async def test_an_app_attaches_an_instrumentation_to_its_listeners_and_emitters(
         await eventually(lambda: bool(recorder.settled))
     assert [e.message.topic for e in recorder.emitted] == ["orders.acme"]
     assert recorder.settled[0].outcome == "ack"
+
+
+async def test_a_message_cut_off_by_stop_is_reported_unsettled() -> None:
+    broker, recorder, started = fresh("broker"), Recorder(), Probe()
+    listener = listener_on(broker, recorder)
+
+    @listener.handler(topic="orders.{shop}", event="ordered")
+    async def stuck(event: Event[OrderBody]) -> None:
+        started.add(event.body.n)
+        await asyncio.Event().wait()
+
+    async with (
+        running(listener, stop_timeout=0.1),
+        EventEmitter.from_url(f"memory://{broker}") as emitter,
+    ):
+        await emitter.emit(Ordered(shop="acme", n=1))
+        await started.wait_for(1, WAIT)
+
+    [delivery] = recorder.settled
+    assert (delivery.outcome, delivery.reason) == ("unsettled", "stopped")
+    assert recorder.calls[-3:] == [
+        ("handler_finished", 1, "CancelledError"),
+        ("settled", "unsettled", "stopped"),
+        ("stopped", Source("memory", "shop")),
+    ]

@@ -14,6 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -282,3 +283,28 @@ def test_metrics_are_exposed_under_the_given_prefix() -> None:
         "shop_consumers",
         "shop_consumer_reconnects_total",
     }
+
+
+async def test_sampled_out_traces_record_nothing_and_handle_as_usual(
+    spans: InMemorySpanExporter,
+) -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    broker, seen = fresh("broker"), Probe()
+    listener = EventListener.from_url(f"memory://{broker}", group="visits")
+    listener.add_instrumentation(Tracing(provider))
+
+    @listener.handler(topic="users.{user_id}.visits", event="visited", retries=1, retry_interval=0)
+    async def record(event: Event[VisitBody]) -> None:
+        seen.add(event.headers.get("traceparent"))
+        if len(seen.items) == 1:
+            raise ValueError("once")
+
+    async with running(listener), EventEmitter.from_url(f"memory://{broker}") as emitter:
+        emitter.add_instrumentation(Tracing(provider))
+        await emitter.emit(Visited(user_id=3))
+        await seen.wait_for(2, WAIT)
+    assert spans.get_finished_spans() == ()
+    assert seen.items[0] is not None
+    flags = int(seen.items[0].rsplit("-", 1)[1], 16)
+    assert flags & 1 == 0, "the context travels, marked as not sampled"

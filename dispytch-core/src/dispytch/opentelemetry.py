@@ -75,7 +75,6 @@ class Tracing(Instrumentation):
             "messaging.destination.name": message.topic,
             "messaging.destination.template": emission.pattern,
             "messaging.message.id": emission.event.id,
-            "messaging.message.body.size": len(message.payload),
             "dispytch.event_type": emission.event.event_type(),
         }
         span = self.tracer.start_span(
@@ -136,6 +135,9 @@ class Tracing(Instrumentation):
         if delivery.reason is not None:
             settled["dispytch.reason"] = delivery.reason
         for span, call in spans:
+            if not span.is_recording():  # sampled out: nothing to add
+                span.end()
+                continue
             attributes = settled
             if call is not None:
                 attributes = {**settled, "dispytch.attempts": call.attempt}
@@ -183,9 +185,9 @@ def _consumer_attributes(
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
         "messaging.destination.name": message.topic,
-        "messaging.message.body.size": len(message.payload),
-        "dispytch.delivery_attempt": message.attempt,
     }
+    if message.attempt > 1:
+        attributes["dispytch.delivery_attempt"] = message.attempt
     if pattern is not None:
         attributes["messaging.destination.template"] = pattern
     if delivery.source.group is not None:
