@@ -5,6 +5,7 @@ from dispytch.dead_letter import DeadLetter
 from dispytch.di import Dependency, DependencyError, TopicSegment
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
+from dispytch.emitter.request_reply import RequestFailed, RequestTimeout
 from dispytch.event import Event, EventBase
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.listener.group import HandlerGroup
@@ -31,6 +32,8 @@ __all__ = [
     "OutgoingMessage",
     "Producer",
     "ProducerTimeout",
+    "RequestFailed",
+    "RequestTimeout",
     "RetryPolicy",
     "TopicSegment",
 ]

@@ -34,8 +34,9 @@ class Backend:
     the seam objects; `settings` is the pydantic model their settings are checked
     against; `schemes` are the URL schemes that select it besides its name. When what
     the backend offers depends on its settings (a mode, say), `capabilities_by_settings`
-    says what given settings offer. `distribution` and `version` are filled in by
-    discovery.
+    says what given settings offer; `create_reply_consumer` is how an emitter receives
+    replies to its requests, when the backend has its own way. `distribution` and
+    `version` are filled in by discovery.
     """
 
     name: str
@@ -48,6 +49,11 @@ class Backend:
     """The pip requirement that provides this backend, for error messages."""
     description: str = ""
     capabilities_by_settings: Callable[[Any], Capabilities] | None = None
+    create_reply_consumer: Callable[[Any, str], Consumer] | None = None
+    """Optional: `create_reply_consumer(settings, topic)`, the consumer of one emitter's
+    replies to its requests, sent to `topic`. Without it the emitter consumes `topic` in a
+    consumer group of its own; offer it to receive replies some better way (a queue the
+    broker deletes when the emitter goes, say)."""
     distribution: str | None = None
     version: str | None = None
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from typing_extensions import Self
 
 from dispytch.backends.backend import Backend
+from dispytch.backends.requirements import CapabilityError
 from dispytch.backends.selection import select_backend, settings_from_config
 from dispytch.emitter.producer import (
     OutgoingMessage,
@@ -21,6 +22,14 @@ from dispytch.emitter.producer import (
     SupportsEnqueue,
     SupportsPublish,
     publisher,
+)
+from dispytch.emitter.request_reply import (
+    ReplyConsumerFactory,
+    ReplyInbox,
+    RequestTimeout,
+    backend_reply_consumers,
+    replies_topic,
+    reply_value,
 )
 from dispytch.event import EventBase
 from dispytch.instrumentation import (
@@ -32,12 +41,14 @@ from dispytch.instrumentation import (
 )
 from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.middleware import Chain, EmitContext, Middleware
+from dispytch.reply import CORRELATION_ID, REPLY_TO
 from dispytch.serialization import Envelope, JSONSerializer, Serializer
 
 logger = logging.getLogger("dispytch.emitter")
 
 TimeoutCallback = Callable[[EventBase], Awaitable[None] | None]
 C = TypeVar("C", bound=TimeoutCallback)
+R = TypeVar("R")
 
 
 class EventEmitter:
@@ -46,7 +57,8 @@ class EventEmitter:
     Emits run concurrently (a batching producer batches them); `emit_many` hands a
     whole burst over at once. A `ProducerTimeout` goes to the `on_timeout` callback,
     or is raised when `raise_on_timeout=True` or no callback is set. `middleware`
-    runs around every send and may add headers.
+    runs around every send and may add headers. `request` emits an event and waits for
+    the reply its handler returns.
     """
 
     def __init__(
@@ -68,6 +80,9 @@ class EventEmitter:
         self.use_producer(producer)
         self.instrumentation: list[Instrumentation] = []
         self._observer: Instrumentation | None = None
+        self.reply_consumers: ReplyConsumerFactory | None = None
+        """Makes the consumer of the replies topic (see `receive_replies_with`)."""
+        self._inbox: asyncio.Task[ReplyInbox] | None = None
 
     @classmethod
     def from_backend(
@@ -104,6 +119,12 @@ class EventEmitter:
         self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
         self._warned_headers = False
 
+    def receive_replies_with(self, consumers: ReplyConsumerFactory | None) -> None:
+        """Receive replies to `request()` through the consumer `consumers(topic)` makes for
+        the emitter's replies topic (None: as the backend says), from the next start of
+        replies on. An emitter made from a backend needs none; one given a producer does."""
+        self.reply_consumers = consumers
+
     def add_instrumentation(self, instrumentation: Instrumentation) -> None:
         """Report every emit to `instrumentation` (tracing, metrics; see
         `dispytch.instrumentation`); it may add headers, such as a trace context."""
@@ -133,6 +154,82 @@ class EventEmitter:
         except ProducerTimeout:
             if not await self._timeout_handled(event, message.topic):
                 raise
+
+    async def request(self, event: EventBase, *, reply: type[R], timeout: float = 10.0) -> R:
+        """Emit `event` as a request and return the reply its handler returns, as a `reply`.
+
+        The handler's return value comes back through the emitter's replies topic, read by
+        one consumer for all its requests (started by the first request; `stop()` ends
+        it). `RequestFailed` says why there is no answer: the handler failed after its
+        retries, the event did not validate, no handler took it, the reply is not a
+        `reply`. `RequestTimeout` after `timeout` seconds without a reply; a reply coming
+        later is dropped and logged. `CapabilityError` when the backend cannot carry the
+        headers a request needs.
+        """
+        inbox = await self._reply_inbox()
+        message = self._message(event)
+        message.headers[REPLY_TO] = inbox.topic
+        message.headers[CORRELATION_ID] = event.id
+        what = f"request {event.event_type()} {event.id} to {message.topic}"
+        waiting = inbox.expect(event.id)
+        try:
+            envelope = await asyncio.wait_for(self._round_trip(event, message, waiting), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"no reply to {what} within {timeout}s; is a listener handling it? "
+                "A reply arriving later is dropped",
+                request_id=event.id,
+            ) from None
+        finally:
+            inbox.forget(event.id)
+        value: R = reply_value(envelope, reply, event.id, what)
+        return value
+
+    async def _round_trip(
+        self, event: EventBase, message: OutgoingMessage, waiting: asyncio.Future[Any]
+    ) -> Any:
+        await self._hand_over(event, message)
+        return await waiting
+
+    async def _reply_inbox(self) -> ReplyInbox:
+        """The emitter's running reply inbox, started by the first request to ask for it."""
+        starting = self._inbox
+        if starting is None or (starting.done() and not _running(starting)):
+            starting = self._inbox = asyncio.ensure_future(self._start_inbox())
+        return await asyncio.shield(starting)
+
+    async def _start_inbox(self) -> ReplyInbox:
+        consumers = self.reply_consumers
+        if consumers is None and self.backend is not None:
+            consumers = backend_reply_consumers(self.backend, self.backend_settings)
+        if consumers is None:
+            raise TypeError(
+                "request() needs to know where replies come from: make the emitter from a "
+                "backend (EventEmitter.from_url(...)), or call "
+                "emitter.receive_replies_with(lambda topic: <a consumer of topic>)"
+            )
+        if not self._carries_headers:
+            raise CapabilityError(
+                f"request() needs headers, and {type(self.producer).__name__} cannot carry "
+                "them (it has no publish() or enqueue()): a request carries its reply "
+                "destination and correlation id in headers"
+            )
+        topic = replies_topic()
+        inbox = ReplyInbox(consumers(topic), topic, self.serializer)
+        await inbox.start()
+        return inbox
+
+    async def stop_replies(self) -> None:
+        """Stop reading replies; requests still waiting fail with `RequestFailed`. The next
+        request starts again, on a new replies topic."""
+        starting, self._inbox = self._inbox, None
+        if starting is None:
+            return
+        try:
+            inbox = await starting
+        except Exception:
+            return  # it never started
+        await inbox.stop()
 
     async def emit_many(self, events: Iterable[EventBase]) -> None:
         """Emit `events`, handed to the producer in iteration order, and wait for them all.
@@ -277,6 +374,7 @@ class EventEmitter:
         await start_if_possible(self.producer)
 
     async def stop(self) -> None:
+        await self.stop_replies()
         await stop_if_possible(self.producer)
 
     async def __aenter__(self) -> Self:
@@ -285,6 +383,11 @@ class EventEmitter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _running(starting: asyncio.Task[ReplyInbox]) -> bool:
+    """Whether the inbox `starting` made is still reading replies."""
+    return starting.exception() is None and starting.result().running
 
 
 async def _in_order(awaitables: list[Awaitable[Any]]) -> list[Any]:

@@ -24,6 +24,7 @@ from dispytch.instrumentation import (
 )
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
+from dispytch.listener.replies import Replier
 from dispytch.middleware import Chain, Context
 from dispytch.serialization import Envelope, Serializer
 
@@ -85,6 +86,7 @@ class Dispatcher:
         self.max_deliveries = max_deliveries
         self.max_message_bytes = max_message_bytes
         self.redelivery_delay = redelivery_delay
+        self.replier = Replier(producer, serializer)
         self._chains = {
             id(h): Chain.build(h.middleware, _endpoint(h)).run
             for h in handlers
@@ -192,12 +194,14 @@ class Dispatcher:
                 self._started(call, attempt)
             try:
                 if chain is None:
-                    await run(handler.plan, scope)
+                    result = await run(handler.plan, scope)
                 else:
                     event = scope.event(self._body[id(handler)])
-                    await chain(Context(event, scope, handler, attempt))
+                    result = await chain(Context(event, scope, handler, attempt))
                 if call is not None:
                     self._finished(call, None)
+                if msg.headers:  # a request names where its reply goes in a header
+                    await self.replier.answer(msg, handler.name, result)
                 return Outcome.ACK
             except InvalidEvent as exc:
                 if call is not None:
@@ -290,6 +294,22 @@ class Dispatcher:
         return await self._dead_letter(msg, error, "unmatched", None, 1, envelope)
 
     async def _dead_letter(
+        self,
+        msg: Message,
+        error: BaseException,
+        reason: Reason,
+        handler: Handler | None,
+        attempts: int,
+        envelope: Envelope | None = None,
+    ) -> Outcome:
+        """`_give_up_on`, then, unless `msg` comes back, an error reply if it is a request."""
+        outcome = await self._give_up_on(msg, error, reason, handler, attempts, envelope)
+        if msg.headers and outcome is not Outcome.NACK:
+            name = handler.name if handler is not None else None
+            await self.replier.refuse(msg, error, reason, name, attempts)
+        return outcome
+
+    async def _give_up_on(
         self,
         msg: Message,
         error: BaseException,

@@ -403,10 +403,7 @@ class EventListener:
             )
         check_requirements(self.backend, self.backend_settings, self._needs())
         self.consumer = self.backend.create_consumer(self.backend_settings, self.subscription)
-        dead_letters = self.dead_letter_topic is not None or any(
-            h.spec.dead_letter_topic not in (DEFAULT, None) for h in self.handlers
-        )
-        if self.producer is None and dead_letters:
+        if self.producer is None:  # for dead letters and replies to requests
             self.producer = self.backend.create_producer(self.backend_settings)
         return self.consumer, self.producer
 

@@ -193,7 +193,11 @@ class TestClient:
         try:
             await self.app.stop()
         finally:
-            self._restore()
+            try:
+                for emitter in self.emitters:  # their replies come from the private broker
+                    await emitter.stop_replies()
+            finally:
+                self._restore()
 
     def _switch(self) -> None:
         for listener in self.app.listeners:

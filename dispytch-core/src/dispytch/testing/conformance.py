@@ -38,6 +38,7 @@ from dispytch.listener.listener import EventListener
 from dispytch.middleware import EmitContext
 from dispytch.testing.observability import ObservabilityConformance
 from dispytch.testing.probe import Probe, running
+from dispytch.testing.request_reply import RequestReplyConformance
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _fresh(kind: str) -> str:
     return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
 
 
-class ConformanceSuite(ObservabilityConformance):
+class ConformanceSuite(ObservabilityConformance, RequestReplyConformance):
     """Subclass it and override the `backend` fixture."""
 
     pytestmark = [pytest.mark.conformance]

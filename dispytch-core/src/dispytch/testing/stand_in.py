@@ -23,8 +23,10 @@ from dispytch.backends.memory import MemoryBroker, MemoryConsumer, MemoryProduce
 from dispytch.backends.memory.broker import Delivery
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.emitter.producer import Producer
+from dispytch.emitter.request_reply import ReplyConsumerFactory
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.listener import EventListener
+from dispytch.routing import TopicPattern
 
 _MEMORY = Capabilities(
     persistent=True,
@@ -79,6 +81,18 @@ class StandInConsumer(Consumer):
 
     def ack(self, msg: Message) -> None:
         self.inner.ack(msg)
+
+
+class _ReplyConsumer(StandInConsumer):
+    """Reads an emitter's replies; a reply read is settled."""
+
+    def __init__(self, inner: MemoryConsumer, broker: StandInBroker) -> None:
+        super().__init__(inner)
+        self.broker = broker
+
+    def ack(self, msg: Message) -> None:
+        self.inner.ack(msg)
+        self.broker.settled(msg.metadata["delivery_id"])
 
 
 class _Redelivering(StandInConsumer):
@@ -166,7 +180,7 @@ class StandIns:
     def __init__(self, broker: StandInBroker) -> None:
         self.broker = broker
         self._listeners: list[tuple[EventListener, _ListenerSettings]] = []
-        self._emitters: list[tuple[EventEmitter, Producer]] = []
+        self._emitters: list[tuple[EventEmitter, Producer, ReplyConsumerFactory | None]] = []
 
     def switch_listener(self, listener: EventListener) -> None:
         """Make `listener` consume from the broker from its next start on."""
@@ -184,9 +198,14 @@ class StandIns:
         self._listeners.append((listener, saved))
 
     def switch_emitter(self, emitter: EventEmitter) -> None:
-        """Make `emitter` publish to the broker."""
-        self._emitters.append((emitter, emitter.producer))
+        """Make `emitter` publish to the broker, and receive its replies from it."""
+        self._emitters.append((emitter, emitter.producer, emitter.reply_consumers))
         emitter.use_producer(MemoryProducer(self.broker))
+        emitter.receive_replies_with(self._reply_consumer)
+
+    def _reply_consumer(self, topic: str) -> Consumer:
+        inner = MemoryConsumer(self.broker, topic, [TopicPattern(topic)])
+        return _ReplyConsumer(inner, self.broker)
 
     def restore(self) -> None:
         """Give every switched listener and emitter back what it was configured with."""
@@ -194,7 +213,8 @@ class StandIns:
             listener.backend, listener.backend_settings = saved.backend, saved.backend_settings
             listener.group, listener.consumer = saved.group, saved.consumer
             listener.producer = saved.producer
-        for emitter, producer in reversed(self._emitters):
+        for emitter, producer, reply_consumers in reversed(self._emitters):
             emitter.use_producer(producer)
+            emitter.receive_replies_with(reply_consumers)
         self._listeners.clear()
         self._emitters.clear()
