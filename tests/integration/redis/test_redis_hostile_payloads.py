@@ -26,7 +26,7 @@ def _tally() -> Iterator[None]:
 
 
 @settings(
-    max_examples=80,
+    max_examples=120,
     deadline=None,
     database=None,
     suppress_health_check=[
