@@ -110,7 +110,9 @@ def test_testing_helpers_import_without_pytest_and_the_kit_says_what_to_install(
     core_env: FreshEnv,
 ) -> None:
     helpers = core_env.run(
-        str(core_env.python), "-c", "from dispytch.testing import Probe, running; print('ok')"
+        str(core_env.python),
+        "-c",
+        "from dispytch.testing import Probe, TestClient, running; print('ok')",
     )
     assert helpers.stdout.strip() == "ok", helpers.stderr
 
