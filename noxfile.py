@@ -20,6 +20,7 @@ DISTRIBUTIONS = [
     "./dispytch-rabbitmq",
     "./dispytch-redis",
     "./dispytch-nats",
+    "./dispytch-sqs",
 ]
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 FULL_SUITE_PYTHON = "3.11"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from brokers import KafkaServer, NatsServer, RabbitMQServer, RedisServer
+from brokers import KafkaServer, NatsServer, RabbitMQServer, RedisServer, SQSServer
 from dispytch.backends.registry import registry
 
 SQLITE_PLUGIN = Path(__file__).parent / "plugins" / "dispytch-sqlite"
@@ -58,4 +58,11 @@ def sqlite_plugin() -> Iterator[None]:
 def nats_server() -> Iterator[NatsServer]:
     """A nats-server with JetStream shared by the session; never restart it."""
     with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sqs_server() -> Iterator[SQSServer]:
+    """moto's server (SQS and SNS) shared by the session; never restart it."""
+    with SQSServer() as server:
         yield server

