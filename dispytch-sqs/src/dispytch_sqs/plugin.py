@@ -16,6 +16,7 @@ from dispytch_sqs.consumer import SQSConsumer
 from dispytch_sqs.producer import SQSProducer
 from dispytch_sqs.settings import SQSSettings
 
+
 def sqs_capabilities(settings: SQSSettings) -> Capabilities:
     """What the backend offers with `settings`."""
     return Capabilities(
