@@ -59,7 +59,8 @@ def test_url_forms() -> None:
         True,
     )
     keyed = SQSSettings.from_url("sqs://AKID:se%2Fcret@eu-west-1?max_receive_count=5")
-    assert keyed.access_key_id is not None and keyed.secret_access_key is not None
+    assert keyed.access_key_id is not None
+    assert keyed.secret_access_key is not None
     assert keyed.access_key_id.get_secret_value() == "AKID"
     assert keyed.secret_access_key.get_secret_value() == "se/cret"
     assert keyed.max_receive_count == 5
@@ -250,7 +251,8 @@ async def _receive_all(
     server: SQSServer, consumer: SQSConsumer, expect: int
 ) -> list[dict[str, Any]]:
     """The messages of `consumer`'s dead-letter queue, once `expect` are there."""
-    assert consumer.queue is not None and consumer.queue.dead_letter_url is not None
+    assert consumer.queue is not None
+    assert consumer.queue.dead_letter_url is not None
     found: list[dict[str, Any]] = []
     options = {
         "region_name": server.region,
