@@ -31,6 +31,7 @@ BENCHES = {
     "redis": "bench_redis",
     "nats": "bench_nats",
     "observability": "bench_observability",
+    "sqs": "bench_sqs",
 }
 """Broker name on the command line: the module measuring it. A module defines any of the
 SCENARIOS as async functions (see harness.py)."""

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.sqs
 class TestSQSStandardConformance(ConformanceSuite):
     @pytest.fixture
     def backend(self, sqs_settings: dict[str, Any]) -> BackendUnderTest:
-        return BackendUnderTest("sqs", sqs_settings, bulk=500)
+        return BackendUnderTest("sqs", sqs_settings, bulk=300, timeout=60.0)
 
 
 class TestSQSFifoConformance(ConformanceSuite):
@@ -26,5 +26,6 @@ class TestSQSFifoConformance(ConformanceSuite):
             "sqs",
             {**sqs_settings, "fifo": True},
             key_config=lambda key: SQSEventConfig(key=key),
-            bulk=500,
+            bulk=300,
+            timeout=60.0,
         )
