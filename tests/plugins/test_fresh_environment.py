@@ -28,6 +28,7 @@ BACKENDS = {
     "rabbitmq": "amqp://guest:guest@localhost/",
     "redis": "redis://localhost:6379",
     "nats": "nats://localhost:4222",
+    "sqs": "sqs://localhost:4566?region=us-east-1",
 }
 
 
