@@ -7,6 +7,7 @@ from dispytch.emitter.emitter import EventEmitter
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.emitter.request_reply import RequestFailed, RequestTimeout
 from dispytch.event import Event, EventBase
+from dispytch.listener.batch import Batch, BatchFailed
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.listener.group import HandlerGroup
 from dispytch.listener.handler import ANY_EVENT
@@ -17,6 +18,8 @@ from dispytch.retry import RetryPolicy
 __all__ = [
     "ANY_EVENT",
     "App",
+    "Batch",
+    "BatchFailed",
     "Consumer",
     "Context",
     "DeadLetter",

@@ -41,6 +41,13 @@ class EventParam:
 
 
 @dataclass(frozen=True)
+class EventsParam:
+    """A batch handler's events, `list[Event[Body]]`."""
+
+    body: TypeAdapter[Any] | None  # None: the events' bodies as decoded
+
+
+@dataclass(frozen=True)
 class SegmentParam:
     segment: str
     adapter: TypeAdapter[Any]
@@ -61,7 +68,9 @@ class DefaultParam:
     value: Any
 
 
-Source = Union[EventParam, SegmentParam, ContextParam, MessageParam, DefaultParam, "Call"]
+Source = Union[
+    EventParam, EventsParam, SegmentParam, ContextParam, MessageParam, DefaultParam, "Call"
+]
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,11 @@ def _source(
     if base is Event or get_origin(base) is Event:
         args = get_args(base)
         return EventParam(TypeAdapter(args[0]) if args else None)
+    if get_origin(base) is list and get_args(base):
+        item = get_args(base)[0]
+        if item is Event or get_origin(item) is Event:
+            args = get_args(item)
+            return EventsParam(TypeAdapter(args[0]) if args else None)
     if base is context_type:
         return ContextParam()
     if base is Message:
@@ -258,6 +272,7 @@ def _source(
         return DefaultParam(default)
     raise DependencyError(
         f"{where}: parameter {name!r} has no source. Annotate it as Event[Body], "
+        f"list[Event[Body]] (a batch handler's events), "
         f"Annotated[T, Dependency(func)], Annotated[T, TopicSegment()], Context or Message, "
         f"or give it a default"
     )

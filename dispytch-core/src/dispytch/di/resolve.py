@@ -16,6 +16,7 @@ from dispytch.di.plan import (
     ContextParam,
     DefaultParam,
     EventParam,
+    EventsParam,
     MessageParam,
     SegmentParam,
     as_context_manager,
@@ -40,16 +41,26 @@ class Scope:
         "_more",
         "context",
         "envelope",
+        "events",
         "exit_stack",
         "message",
         "results",
         "segments",
     )
 
-    def __init__(self, envelope: Envelope, message: Message, segments: dict[str, str]) -> None:
+    def __init__(
+        self,
+        envelope: Envelope,
+        message: Message,
+        segments: dict[str, str],
+        events: list[Event[Any]] | None = None,
+    ) -> None:
+        """`events`: a batch handler's events, validated already (the envelope and the
+        message are then those of the first)."""
         self.envelope = envelope
         self.message = message
         self.segments = segments
+        self.events = events
         self.context: Any = None  # the middleware Context, set once it exists
         self.exit_stack: AsyncExitStack | None = None  # created by the first teardown
         self.results: dict[Callable[..., Any], Any] = {}
@@ -78,15 +89,19 @@ class Scope:
         return more[id(body)]
 
     def _validated(self, body: TypeAdapter[Any] | None) -> Event[Any]:
-        raw = self.envelope.body
-        try:
-            value = raw if body is None else body.validator.validate_python(raw)
-        except Exception as exc:  # ValidationError, or RecursionError on a hostile body
-            raise InvalidEvent(f"event body does not validate: {exc}") from exc
-        e = self.envelope
-        if isinstance(value, EventBase):  # an emitted event's class, as the body type
-            value.id = e.id
-        return Event(e.id, e.type, self.message.topic, value, e.timestamp, self.message)
+        return validated_event(body, self.envelope, self.message)
+
+
+def validated_event(body: TypeAdapter[Any] | None, e: Envelope, message: Message) -> Event[Any]:
+    """The `Event` of `message`, its body validated by `body`; `InvalidEvent` if it fails."""
+    raw = e.body
+    try:
+        value = raw if body is None else body.validator.validate_python(raw)
+    except Exception as exc:  # ValidationError, or RecursionError on a hostile body
+        raise InvalidEvent(f"event body does not validate: {exc}") from exc
+    if isinstance(value, EventBase):  # an emitted event's class, as the body type
+        value.id = e.id
+    return Event(e.id, e.type, message.topic, value, e.timestamp, message)
 
 
 def run(plan: Call, scope: Scope) -> Awaitable[Any]:
@@ -190,6 +205,7 @@ def _segment(source: SegmentParam, scope: Scope) -> Any:
 
 _PROVIDERS: dict[type, Callable[[Any, Scope], Any]] = {
     EventParam: lambda source, scope: scope.event(source.body),
+    EventsParam: lambda source, scope: scope.events,
     SegmentParam: _segment,
     ContextParam: lambda source, scope: scope.context,
     MessageParam: lambda source, scope: scope.message,

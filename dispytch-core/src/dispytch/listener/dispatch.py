@@ -4,7 +4,6 @@ dead-letter, then ack or nack. The listener decides when; this decides what."""
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import time
@@ -22,8 +21,10 @@ from dispytch.instrumentation import (
     SettledOutcome,
     Source,
 )
+from dispytch.listener.batching import BatchRunner, Settling, hand_to_batches
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.handler import DEFAULT, Handler
+from dispytch.listener.outcome import Outcome
 from dispytch.listener.replies import Replier
 from dispytch.middleware import Chain, Context
 from dispytch.serialization import Envelope, Serializer
@@ -34,15 +35,6 @@ UnmatchedPolicy = Literal["ack", "dead_letter"]
 
 _ROUTE_CACHE_SIZE = 4096
 _CACHED_TYPE_LENGTH = 256
-
-
-class Outcome(enum.IntEnum):
-    """How a handled message is settled; the strongest outcome of its handlers wins."""
-
-    ACK = 0
-    DEAD_LETTERED = 1  # published to a dead-letter topic, then acked
-    NACK = 2
-    SETTLED = 3  # the broker dead-lettered it natively; nothing more to do
 
 
 _SETTLED_AS: dict[Outcome, SettledOutcome] = {
@@ -97,18 +89,28 @@ class Dispatcher:
         self.source = source or Source(type(consumer).__name__)
         self.instrumentation = instrumentation
         self._deliveries: dict[int, Delivery] = {}  # by id(message), while instrumented
+        self._batches = {
+            id(h): BatchRunner(h, h.spec.batch, self) for h in handlers if h.spec.batch is not None
+        }
         if instrumentation is not None:
             self.handle = self._handle_observed  # type: ignore[method-assign]
 
-    async def handle(self, msg: Message) -> Outcome:
+    async def handle(self, msg: Message) -> Outcome | asyncio.Future[Any]:
         """Run every matching handler on `msg`, then ack, nack or leave it to the broker;
-        returns how it was settled."""
+        returns how it was settled, or, for a message handed to batch handlers, the task
+        that settles it once its batches are done."""
         try:
             outcome = await self._outcome(msg)
         except Exception as exc:  # a failure nothing below foresaw: settle the message anyway
             fields = _log_fields(self.source, msg, None, None, msg.attempt, None, "internal_error")
             logger.exception("handling a message from %s failed", msg.topic, extra=fields)
-            outcome = await self._dead_letter(msg, exc, "internal_error", None, msg.attempt)
+            outcome = await self.dead_letter(msg, exc, "internal_error", None, msg.attempt)
+        if type(outcome) is not Outcome:
+            return outcome
+        await self._settle(msg, outcome)
+        return outcome
+
+    async def _settle(self, msg: Message, outcome: Outcome) -> None:
         if outcome is Outcome.ACK or outcome is Outcome.DEAD_LETTERED:
             result = self.consumer.ack(msg)
             if result is not None and inspect.isawaitable(result):
@@ -116,9 +118,13 @@ class Dispatcher:
         elif outcome is Outcome.NACK:
             assert isinstance(self.consumer, SupportsNack)
             await self.consumer.nack(msg, delay=self.redelivery_delay)
-        return outcome
 
-    async def _handle_observed(self, msg: Message) -> Outcome:
+    def drain_batches(self) -> None:
+        """Run open batches now, without waiting for their `max_wait`: no more messages come."""
+        for runner in self._batches.values():
+            runner.drain()
+
+    async def _handle_observed(self, msg: Message) -> Outcome | asyncio.Future[Any]:
         """`handle`, reporting the message, its handler calls and its settling."""
         assert self.instrumentation is not None
         delivery = Delivery(msg, self.source)
@@ -126,43 +132,81 @@ class Dispatcher:
         self.instrumentation.message_received(delivery)
         try:
             outcome = await Dispatcher.handle(self, msg)  # the method this one stands in for
-            delivery.outcome = _SETTLED_AS[outcome]
         except BaseException as exc:
-            delivery.outcome = "unsettled"
-            delivery.reason = "stopped" if isinstance(exc, asyncio.CancelledError) else "failed"
+            self.report_unsettled(msg, exc)
             raise
-        finally:
-            del self._deliveries[id(msg)]
-            self.instrumentation.message_settled(delivery)
+        if type(outcome) is Outcome:  # else its batches report it when they settle it
+            self._report_settled(msg, outcome)
         return outcome
 
-    def _outcome(self, msg: Message) -> Awaitable[Outcome]:
+    def _report_settled(self, msg: Message, outcome: Outcome) -> None:
+        delivery = self._deliveries.pop(id(msg), None)
+        if delivery is not None:
+            delivery.outcome = _SETTLED_AS[outcome]
+            self.instrumentation.message_settled(delivery)  # type: ignore[union-attr]
+
+    def report_unsettled(self, msg: Message, error: BaseException) -> None:
+        """Tell the instrumentation (if any) that `msg` is left to the broker: the listener
+        stopped while handling it, or settling it failed."""
+        delivery = self._deliveries.pop(id(msg), None)
+        if delivery is not None:
+            delivery.outcome = "unsettled"
+            delivery.reason = "stopped" if isinstance(error, asyncio.CancelledError) else "failed"
+            self.instrumentation.message_settled(delivery)  # type: ignore[union-attr]
+
+    async def settle_batched(self, settling: Settling, outcome: Outcome | None) -> None:
+        """One batch handler is done with a message (`outcome` None: handled); the last
+        of its handlers settles it, with the strongest outcome of them all."""
+        if outcome is not None and (settling.outcome is None or outcome > settling.outcome):
+            settling.outcome = outcome
+        settling.waiting -= 1
+        if settling.waiting:
+            return
+        msg, final = settling.message, settling.outcome or Outcome.ACK
+        try:
+            await self._settle(msg, final)
+        except Exception as exc:
+            logger.exception(
+                "settling a message from %s failed; the broker will redeliver it",
+                msg.topic,
+                extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
+            )
+            self.report_unsettled(msg, exc)
+            return
+        if self.instrumentation is not None:
+            self._report_settled(msg, final)
+
+    def _outcome(self, msg: Message) -> Awaitable[Outcome | asyncio.Future[Any]]:
         """The coroutine that handles `msg` and says how to settle it."""
         if self.max_deliveries is not None and msg.attempt > self.max_deliveries:
             error = RuntimeError(f"delivered {msg.attempt} times, more than {self.max_deliveries}")
-            return self._dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
+            return self.dead_letter(msg, error, "too_many_deliveries", None, msg.attempt)
         limit = self.max_message_bytes
         if limit is not None and len(msg.payload) > limit:
             too_large = ValueError(
                 f"payload of {len(msg.payload)} bytes is larger than max_message_bytes={limit}"
             )
-            return self._dead_letter(msg, too_large, "too_large", None, msg.attempt)
+            return self.dead_letter(msg, too_large, "too_large", None, msg.attempt)
         try:
             envelope = self.serializer.loads(msg.payload)
         except Exception as exc:  # DecodeError, or what a parser raises on hostile input
-            return self._dead_letter(msg, exc, "undecodable", None, 1)
+            return self.dead_letter(msg, exc, "undecodable", None, 1)
         matched = self._route(msg.topic, envelope.type)
         if not matched:
             return self._unmatched(msg, envelope)
+        if self._batches and any(id(h) in self._batches for h, _ in matched):
+            return hand_to_batches(self, self._batches, msg, envelope, matched)
         if len(matched) == 1:
             handler, segments = matched[0]
-            return self._run(handler, msg, envelope, segments)
+            return self.run_handler(handler, msg, envelope, segments)
         return self._run_all(matched, msg, envelope)
 
     async def _run_all(
         self, matched: list[tuple[Handler, dict[str, str]]], msg: Message, envelope: Envelope
     ) -> Outcome:
-        outcomes = await asyncio.gather(*(self._run(h, msg, envelope, s) for h, s in matched))
+        outcomes = await asyncio.gather(
+            *(self.run_handler(h, msg, envelope, s) for h, s in matched)
+        )
         return max(outcomes)
 
     def _route(self, topic: str, event_type: str) -> list[tuple[Handler, dict[str, str]]]:
@@ -181,17 +225,17 @@ class Dispatcher:
                 self._routes[key] = found
         return found
 
-    async def _run(
+    async def run_handler(
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
     ) -> Outcome:
         policy = handler.spec.retry
         chain = self._chains.get(id(handler))  # None: no middleware, no Context to build
-        call = None if self.instrumentation is None else self._call(handler, msg, envelope)
+        call = None if self.instrumentation is None else self.handler_call(handler, msg, envelope)
         attempt = 1
         while True:
             scope = Scope(envelope, msg, segments)
             if call is not None:
-                self._started(call, attempt)
+                self.call_started(call, attempt)
             try:
                 if chain is None:
                     result = await run(handler.plan, scope)
@@ -199,17 +243,17 @@ class Dispatcher:
                     event = scope.event(self._body[id(handler)])
                     result = await chain(Context(event, scope, handler, attempt))
                 if call is not None:
-                    self._finished(call, None)
+                    self.call_finished(call, None)
                 if msg.headers:  # a request names where its reply goes in a header
                     await self.replier.answer(msg, handler.name, result)
                 return Outcome.ACK
             except InvalidEvent as exc:
                 if call is not None:
-                    self._finished(call, exc)
-                return await self._dead_letter(msg, exc, "invalid", handler, attempt, envelope)
+                    self.call_finished(call, exc)
+                return await self.dead_letter(msg, exc, "invalid", handler, attempt, envelope)
             except Exception as exc:
                 if call is not None:
-                    self._finished(call, exc)
+                    self.call_finished(call, exc)
                 fields = _log_fields(self.source, msg, envelope, handler, attempt)
                 if not policy.should_retry(exc, attempt):
                     logger.warning(
@@ -220,7 +264,7 @@ class Dispatcher:
                         exc,
                         extra=fields,
                     )
-                    return await self._dead_letter(
+                    return await self.dead_letter(
                         msg, exc, "handler_failed", handler, attempt, envelope
                     )
                 delay = policy.delay(attempt)
@@ -238,10 +282,10 @@ class Dispatcher:
                 attempt += 1
             except BaseException as exc:  # cancelled: the listener is stopping
                 if call is not None:
-                    self._finished(call, exc)
+                    self.call_finished(call, exc)
                 raise
 
-    def _call(self, handler: Handler, msg: Message, envelope: Envelope) -> HandlerCall:
+    def handler_call(self, handler: Handler, msg: Message, envelope: Envelope) -> HandlerCall:
         """What the instrumentation hears of `handler`'s attempts on `msg`."""
         delivery = self._deliveries[id(msg)]
         delivery.event_type, delivery.event_id = envelope.type, envelope.id
@@ -250,12 +294,12 @@ class Dispatcher:
             delivery.pattern = pattern
         return HandlerCall(delivery, handler.name, pattern, 1, {})
 
-    def _started(self, call: HandlerCall, attempt: int) -> None:
+    def call_started(self, call: HandlerCall, attempt: int) -> None:
         call.attempt, call.error = attempt, None
         call.started_at = time.perf_counter()
         self.instrumentation.handler_started(call)  # type: ignore[union-attr]
 
-    def _finished(self, call: HandlerCall, error: BaseException | None) -> None:
+    def call_finished(self, call: HandlerCall, error: BaseException | None) -> None:
         call.duration, call.error = time.perf_counter() - call.started_at, error
         self.instrumentation.handler_finished(call)  # type: ignore[union-attr]
 
@@ -291,9 +335,9 @@ class Dispatcher:
         error = LookupError(
             f"no handler for event type {envelope.type[:200]!r} on topic {msg.topic!r}"
         )
-        return await self._dead_letter(msg, error, "unmatched", None, 1, envelope)
+        return await self.dead_letter(msg, error, "unmatched", None, 1, envelope)
 
-    async def _dead_letter(
+    async def dead_letter(
         self,
         msg: Message,
         error: BaseException,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from dispytch.listener.batch import Batch
 from dispytch.listener.handler import DEFAULT, HandlerSpec, handler_spec
 from dispytch.middleware import Context, Middleware
 from dispytch.retry import RetryPolicy
@@ -42,11 +43,13 @@ class HandlerGroup:
         retry: RetryPolicy | None = None,
         middleware: Sequence[Middleware[Context]] = (),
         dead_letter_topic: str | Any | None = DEFAULT,
+        batch: Batch | None = None,
     ) -> Callable[[F], F]:
         """Register an async handler for `event` on `topic` (a pattern with `{name}` and `*`).
 
         `retries`, `retry_on` and `retry_interval` build a `RetryPolicy` (pass `retry`
         for backoff, cap and jitter). `dead_letter_topic` overrides the listener's.
+        `batch=Batch(...)` makes it a batch handler, taking a `list[Event[Body]]`.
         """
 
         def register(func: F) -> F:
@@ -61,6 +64,7 @@ class HandlerGroup:
                     retry=retry,
                     middleware=middleware,
                     dead_letter_topic=dead_letter_topic,
+                    batch=batch,
                 )
             )
             return func

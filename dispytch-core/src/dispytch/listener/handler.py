@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispytch.dead_letter import check_topic_template
-from dispytch.di.plan import Call, DependencyError, Overrides, plan_call
+from dispytch.di.plan import (
+    Call,
+    ContextParam,
+    DependencyError,
+    EventParam,
+    EventsParam,
+    MessageParam,
+    Overrides,
+    SegmentParam,
+    plan_call,
+)
+from dispytch.listener.batch import Batch
 from dispytch.middleware import Context, Middleware
 from dispytch.retry import RetryPolicy
 from dispytch.routing import TopicPattern
@@ -30,6 +41,8 @@ class HandlerSpec:
     retry: RetryPolicy
     middleware: tuple[Middleware[Context], ...] = ()
     dead_letter_topic: Any = DEFAULT
+    batch: Batch | None = None
+    """Set for a batch handler: how its events are collected."""
 
     def bind(self, delimiter: str, outer: Sequence[Middleware[Context]] = ()) -> Handler:
         """The handler as a listener runs it: its pattern parsed and its call planned."""
@@ -53,6 +66,14 @@ class Handler:
     @property
     def name(self) -> str:
         return f"{self.spec.func.__module__}.{self.spec.func.__qualname__}"
+
+    @property
+    def events_body(self) -> Any:
+        """A batch handler's body type adapter (None: bodies as decoded)."""
+        for source in self.plan.params.values():
+            if isinstance(source, EventsParam):
+                return source.body
+        return None
 
     def accepts(self, event_type: str) -> bool:
         return self.spec.event in (event_type, ANY_EVENT)
@@ -86,6 +107,7 @@ def handler_spec(
     retry: RetryPolicy | None,
     middleware: Sequence[Middleware[Context]],
     dead_letter_topic: Any,
+    batch: Batch | None = None,
 ) -> HandlerSpec:
     """Validate decorator arguments into a spec; the error names the handler."""
     where = getattr(func, "__qualname__", repr(func))
@@ -98,11 +120,56 @@ def handler_spec(
         )
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"handler {where} must be an async function (async def)")
-    plan_call(func, segments=None, context_type=Context)  # report signature errors now
+    plan = plan_call(func, segments=None, context_type=Context)  # report signature errors now
+    _check_batch(where, plan, batch, middleware)
     if dead_letter_topic not in (DEFAULT, None):
         try:
             check_topic_template(dead_letter_topic)
         except ValueError as exc:
             raise ValueError(f"handler {where}: {exc}") from None
     policy = retry or RetryPolicy.of(retries, retry_on, retry_interval)
-    return HandlerSpec(func, topic, event, policy, tuple(middleware), dead_letter_topic)
+    return HandlerSpec(func, topic, event, policy, tuple(middleware), dead_letter_topic, batch)
+
+
+_PER_EVENT = (EventParam, MessageParam, SegmentParam, ContextParam)
+
+
+def _check_batch(
+    where: str, plan: Call, batch: Batch | None, middleware: Sequence[Middleware[Context]]
+) -> None:
+    """A batch handler takes `list[Event[Body]]` and nothing that differs per event; a
+    single-event handler takes no list of events."""
+    sources = list(_sources(plan))
+    if batch is None:
+        if any(isinstance(source, EventsParam) for source in sources):
+            raise TypeError(
+                f"handler {where} takes list[Event[...]], which only a batch handler gets: "
+                "pass batch=Batch(max_size=..., max_wait=...) to the decorator, or take one "
+                "Event[Body]"
+            )
+        return
+    if not isinstance(batch, Batch):
+        raise TypeError(f"handler {where}: batch= takes a dispytch.Batch, got {batch!r}")
+    if not any(isinstance(source, EventsParam) for source in plan.params.values()):
+        raise TypeError(
+            f"batch handler {where} needs a parameter annotated list[Event[Body]] for its events"
+        )
+    per_event = [type(s).__name__ for s in sources if isinstance(s, _PER_EVENT)]
+    if per_event:
+        raise TypeError(
+            f"batch handler {where} (or a dependency of it) asks for one event's value "
+            f"({', '.join(sorted(set(per_event)))}); a batch has many: read them from each "
+            "Event of its list[Event[Body]] (event.topic, event.message, event.headers)"
+        )
+    if middleware:
+        raise TypeError(
+            f"batch handler {where}: middleware wraps single-event calls and is not applied "
+            "to batch handlers; drop middleware=... (instrumentation reports batch calls)"
+        )
+
+
+def _sources(plan: Call) -> Iterator[Any]:
+    for source in plan.params.values():
+        yield source
+        if isinstance(source, Call):
+            yield from _sources(source)

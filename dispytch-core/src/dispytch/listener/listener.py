@@ -28,6 +28,7 @@ from dispytch.instrumentation import (
     combine,
 )
 from dispytch.lifecycle import start_if_possible, stop_if_possible
+from dispytch.listener.batch import Batch
 from dispytch.listener.consumer import Consumer
 from dispytch.listener.dispatch import Dispatcher, UnmatchedPolicy
 from dispytch.listener.group import HandlerGroup
@@ -199,8 +200,14 @@ class EventListener:
         retry: RetryPolicy | None = None,
         middleware: Sequence[Middleware[Context]] = (),
         dead_letter_topic: str | Any | None = DEFAULT,
+        batch: Batch | None = None,
     ) -> Callable[[F], F]:
-        """Register an async handler for `event` (or "*" for any) on the topic pattern `topic`."""
+        """Register an async handler for `event` (or "*" for any) on the topic pattern `topic`.
+
+        With `batch=Batch(max_size=..., max_wait=...)` the handler takes a
+        `list[Event[Body]]` and is called with up to `max_size` events of one ordering key
+        at a time (see `dispytch.listener.batch`).
+        """
         group = HandlerGroup()
 
         def register(func: F) -> F:
@@ -213,6 +220,7 @@ class EventListener:
                 retry=retry,
                 middleware=middleware,
                 dead_letter_topic=dead_letter_topic,
+                batch=batch,
             )(func)
             self.add_handler_group(group)
             return func
@@ -222,6 +230,15 @@ class EventListener:
     def add_handler_group(self, group: HandlerGroup) -> None:
         """Add every handler of `group`, wrapped in the group's middleware."""
         self._require_idle("add handlers")
+        for spec in group.specs:
+            if spec.batch is not None and spec.batch.max_size > self.max_in_flight:
+                raise ValueError(
+                    f"batch handler {spec.func.__qualname__} collects up to "
+                    f"{spec.batch.max_size} events, but this listener holds at most "
+                    f"max_in_flight={self.max_in_flight} messages, so its batches could never "
+                    "fill: raise max_in_flight (EventListener(max_in_flight=...)) or lower "
+                    "Batch(max_size=...)"
+                )
         self.handlers.extend(
             spec.bind(self.topic_delimiter, group.middleware) for spec in group.specs
         )
@@ -280,7 +297,9 @@ class EventListener:
         dispatcher = self._dispatcher(consumer, producer, handlers)
         self._scheduler = scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
         self._pulling = asyncio.create_task(self._pull(consumer, scheduler))
-        self._run = asyncio.create_task(self._consume(self._pulling, scheduler, started))
+        self._run = asyncio.create_task(
+            self._consume(self._pulling, scheduler, started, dispatcher.drain_batches)
+        )
         self._ready.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -436,16 +455,22 @@ class EventListener:
             consumer.on_reconnect(lambda: observer.consumer_reconnected(source))
 
     async def _consume(
-        self, pulling: asyncio.Task[None], scheduler: Scheduler, parts: list[Any]
+        self,
+        pulling: asyncio.Task[None],
+        scheduler: Scheduler,
+        parts: list[Any],
+        drain_batches: Callable[[], None],
     ) -> None:
-        """The listener's own task: wait for the pull loop to end, finish what is in flight,
-        stop the consumer and producer. A crash is kept for `stop()` or `listen()` to raise."""
+        """The listener's own task: wait for the pull loop to end, finish what is in flight
+        (open batches at once), stop the consumer and producer. A crash is kept for
+        `stop()` or `listen()` to raise."""
         try:
             try:
                 await pulling
             except asyncio.CancelledError:
                 if not self._stopping:
                     raise
+            drain_batches()
             if not await scheduler.finish(self._stop_timeout):
                 logger.warning(
                     "in-flight messages did not finish within %.1fs; left unacked",

@@ -4,6 +4,10 @@ and a pool of workers for messages without a key.
 Workers are reused rather than started per message: a worker keeps taking queued
 messages until none are left, so a fast handler costs no task switch at all, while
 a slow one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
+
+`handle` may return a future instead of settling the message (a batch handler's batch
+collects it): the message keeps its slot until that future is done, and `finish` and
+`cancel` wait for and cancel it like a worker.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dispytch.listener.consumer import Message
 logger = logging.getLogger("dispytch.listener")
 
 Handle = Callable[[Message], Awaitable[object]]
+"""Settles a message; or returns a future that is done once the message is settled."""
 
 
 class Scheduler:
@@ -41,7 +46,7 @@ class Scheduler:
         self._workers = 0
         self._starting = 0
         self._closing = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -78,12 +83,15 @@ class Scheduler:
         """
         self._closing = True
         self._wake_all()
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        if pending:
-            await self.cancel()
-        return not pending
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks:  # workers may hand messages to batches that are not running yet
+            left = deadline - loop.time()
+            _, pending = await asyncio.wait(set(self._tasks), timeout=max(left, 0.0))
+            if pending:
+                await self.cancel()
+                return False
+        return True
 
     async def cancel(self) -> None:
         """Cancel every worker; what they were handling is left unsettled."""
@@ -150,8 +158,11 @@ class Scheduler:
             msg = queue.popleft()
             if call_workers and queue:
                 self._call_worker()
+            settling = None
             try:
-                await handle(msg)
+                result = await handle(msg)
+                if isinstance(result, asyncio.Future):
+                    settling = result
             except Exception:
                 logger.exception(
                     "settling a message from %s failed; the broker will redeliver it",
@@ -159,7 +170,22 @@ class Scheduler:
                     extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
                 )
             finally:
-                self._release()
+                if settling is None:
+                    self._release()
+                else:
+                    self._hold(settling)
+
+    def _hold(self, settling: asyncio.Future[Any]) -> None:
+        """Keep a message's slot until `settling` is done."""
+        if settling not in self._tasks:
+            self._tasks.add(settling)
+            settling.add_done_callback(self._tasks.discard)
+        settling.add_done_callback(self._release_when_done)
+
+    def _release_when_done(self, settling: asyncio.Future[Any]) -> None:
+        if not settling.cancelled():
+            settling.exception()  # retrieved: a batch logs what it raises
+        self._release()
 
     def _release(self) -> None:
         """Free the slot of a settled message; wake the puller once a batch of slots is free."""

@@ -36,6 +36,7 @@ from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
 from dispytch.listener.listener import EventListener
 from dispytch.middleware import EmitContext
+from dispytch.testing.batches import BatchConformance
 from dispytch.testing.observability import ObservabilityConformance
 from dispytch.testing.probe import Probe, running
 from dispytch.testing.request_reply import RequestReplyConformance
@@ -100,7 +101,7 @@ def _fresh(kind: str) -> str:
     return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
 
 
-class ConformanceSuite(ObservabilityConformance, RequestReplyConformance):
+class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchConformance):
     """Subclass it and override the `backend` fixture."""
 
     pytestmark = [pytest.mark.conformance]
