@@ -9,6 +9,7 @@ from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.hookspecs import hookimpl
 from dispytch_kafka.consumer import KafkaConsumer
 from dispytch_kafka.producer import KafkaProducer
+from dispytch_kafka.replies import reply_consumer
 from dispytch_kafka.settings import KafkaSettings
 
 CAPABILITIES = Capabilities(
@@ -32,6 +33,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_consumer=KafkaConsumer.from_settings,
             capabilities=CAPABILITIES,
             schemes=("kafka",),
+            create_reply_consumer=reply_consumer,
             install="dispytch-kafka",
             description="Apache Kafka and Kafka-protocol brokers, through aiokafka",
         )

@@ -13,6 +13,7 @@ from dispytch.backends import Backend, Capabilities, Subscription
 from dispytch.backends.hookspecs import hookimpl
 from dispytch_nats.core import CoreConsumer, CoreProducer
 from dispytch_nats.jetstream import JetStreamConsumer, JetStreamProducer
+from dispytch_nats.replies import reply_consumer
 from dispytch_nats.settings import NatsCoreSettings, NatsJetStreamSettings, NatsSettings
 
 JETSTREAM = Capabilities(
@@ -52,6 +53,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_consumer=nats_consumer,
             capabilities=JETSTREAM,
             capabilities_by_settings=nats_capabilities,
+            create_reply_consumer=reply_consumer,
             schemes=("nats",),
             install="dispytch-nats",
             description="NATS JetStream (or core NATS with mode='core'): streams, durable "

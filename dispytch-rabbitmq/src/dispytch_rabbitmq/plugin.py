@@ -9,6 +9,7 @@ from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.hookspecs import hookimpl
 from dispytch_rabbitmq.consumer import DeadLetteringRabbitMQConsumer, RabbitMQConsumer
 from dispytch_rabbitmq.producer import RabbitMQProducer
+from dispytch_rabbitmq.replies import reply_consumer
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
 
@@ -41,6 +42,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
                 native_dead_letter=True,
             ),
             schemes=("amqp", "amqps"),
+            create_reply_consumer=reply_consumer,
             install="dispytch-core[rabbitmq]",
             description="RabbitMQ through aio-pika: one exchange, a durable queue per group.",
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dispytch.backends import Backend, Capabilities, Subscription
 from dispytch.backends.hookspecs import hookimpl
 from dispytch_redis.pubsub import RedisConsumer, RedisProducer
+from dispytch_redis.replies import reply_consumer
 from dispytch_redis.settings import RedisPubSubSettings, RedisSettings, RedisStreamsSettings
 from dispytch_redis.streams import RedisStreamConsumer, RedisStreamProducer
 
@@ -82,6 +83,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_consumer=redis_consumer,
             capabilities=STREAMS,
             capabilities_by_settings=redis_capabilities,
+            create_reply_consumer=reply_consumer,
             schemes=("redis", "rediss"),
             install="dispytch-redis",
             description="Redis Streams (or Pub/Sub with mode='pubsub'): consumer groups, acks, "

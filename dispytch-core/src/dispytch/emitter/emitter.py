@@ -185,6 +185,14 @@ class EventEmitter:
         value: R = reply_value(envelope, reply, event.id, what)
         return value
 
+    @property
+    def replies_topic(self) -> str | None:
+        """The topic replies to this emitter's requests are sent to, while it reads them."""
+        inbox = self._inbox
+        if inbox is None or not inbox.done() or inbox.exception() is not None:
+            return None
+        return inbox.result().topic
+
     async def _round_trip(
         self, event: EventBase, message: OutgoingMessage, waiting: asyncio.Future[Any]
     ) -> Any:
