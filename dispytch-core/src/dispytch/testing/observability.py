@@ -201,6 +201,39 @@ class ObservabilityConformance:
             assert not any(secret in text for text in written), "a secret setting leaked"
 
     @pytest.mark.asyncio
+    async def test_a_burst_from_emit_many_is_traced_event_by_event(self, backend: _Backend) -> None:
+        observed = Observed()
+        topic, handled = _fresh("topic"), Probe()
+        listener = backend.listener(_fresh("group"))
+
+        @listener.handler(topic=topic, event=Traced.__event_type__)
+        async def record(event: Event[TracedBody]) -> None:
+            handled.add(event.metadata)
+
+        emitter = backend.emitter()
+        observed.attach(listener, emitter)
+        async with running(listener, settle=backend.settle), emitter:
+            await emitter.emit_many(Traced(route=topic, seq=seq) for seq in range(5))
+            await handled.wait_for(5, backend.timeout)
+            await _until(lambda: len(observed.spans("process")) == 5, backend.timeout, "spans")
+        sends, processed = observed.spans("send"), observed.spans("process")
+        assert len(sends) == 5
+        assert len({s.context.trace_id for s in sends}) == 5, "a trace per event"
+        if backend.capabilities.headers:
+            assert all(any(_child_of(p, s) for s in sends) for p in processed)
+        assert observed.total("events_emitted_total", outcome="sent") == 5
+        where = sorted((str(m.get("partition")), str(m.get("offset"))) for m in handled.items)
+        if all(p != "None" for p, _ in where):  # the backend knows partitions and offsets
+            spans_say = sorted(
+                (
+                    str(s.attributes.get("messaging.destination.partition.id")),
+                    str(s.attributes.get("messaging.kafka.offset")),
+                )
+                for s in processed
+            )
+            assert spans_say == where
+
+    @pytest.mark.asyncio
     async def test_undecodable_payloads_are_counted(self, backend: _Backend) -> None:
         observed = Observed()
         topic = _fresh("topic")
