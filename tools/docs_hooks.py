@@ -3,7 +3,8 @@ backend's registration and settings model so they are written once, in the code;
 navigation that leaves out the pages not written yet.
 
 A page asks for the tables with `<!-- dispytch:settings NAME -->` and
-`<!-- dispytch:capabilities NAME1 [NAME2 ...] -->`, NAME being a registered backend name.
+`<!-- dispytch:capabilities NAME1 [NAME2 ...] -->`, NAME being a registered backend name; in
+the capabilities table, `NAME?field=value&...` is a column for the backend with those settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import types
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
@@ -27,7 +29,7 @@ from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.registry import registry
 
 log = logging.getLogger("mkdocs.hooks.dispytch")
-_MARKER = re.compile(r"<!--\s*dispytch:(settings|capabilities)\s+([\w. -]+?)\s*-->")
+_MARKER = re.compile(r"<!--\s*dispytch:(settings|capabilities)\s+([\w.?&= -]+?)\s*-->")
 
 
 def on_config(config: Any, **_: Any) -> Any:
@@ -58,11 +60,21 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
     return _MARKER.sub(lambda found: _table(found.group(1), found.group(2)), markdown)
 
 
-def _table(kind: str, names: str) -> str:
-    backends = [_backend(name) for name in names.split()]
+def _table(kind: str, specs: str) -> str:
     if kind == "settings":
-        return settings_table(backends[0].settings)
-    return capabilities_table(backends)
+        return settings_table(_backend(specs.strip()).settings)
+    columns = []
+    for spec in specs.split():
+        name, _, query = spec.partition("?")
+        backend = _backend(name)
+        heading = f"`{name}` with `{query.replace('&', '`, `')}`" if query else f"`{name}`"
+        try:
+            settings = backend.settings.model_validate(dict(parse_qsl(query)))
+        except ValueError:  # settings without defaults: what the backend declares
+            columns.append((heading, backend.capabilities))
+            continue
+        columns.append((heading, backend.capabilities_for(settings)))
+    return capabilities_table(columns)
 
 
 def _backend(name: str) -> Backend:
@@ -87,25 +99,24 @@ def settings_table(model: type[BaseModel]) -> str:
     return "\n".join(rows)
 
 
-def capabilities_table(backends: list[Backend]) -> str:
-    """A Markdown table of every capability, whether each backend (with its default
-    settings) offers it, and what it means."""
+def capabilities_table(columns: list[tuple[str, Capabilities]]) -> str:
+    """A Markdown table of every capability, whether each column's backend offers it, and
+    what it means."""
     notes = attribute_docstrings(Capabilities)
-    offered = [_default_capabilities(backend) for backend in backends]
-    head = " | ".join(f"`{backend.name}`" for backend in backends)
-    rows = [f"| capability | {head} | what it means |", "|---|" + ":-:|" * len(backends) + "---|"]
+    head = " | ".join(heading for heading, _ in columns)
+    rows = [f"| capability | {head} | what it means |", "|---|" + ":-:|" * len(columns) + "---|"]
     for field in fields(Capabilities):
-        marks = " | ".join("yes" if getattr(c, field.name) else "no" for c in offered)
-        rows.append(f"| `{field.name}` | {marks} | {notes.get(field.name, '')} |")
+        marks = " | ".join(_offered(getattr(c, field.name)) for _, c in columns)
+        meaning = " ".join(notes.get(field.name, "").split())
+        rows.append(f"| `{field.name}` | {marks} | {meaning} |")
     return "\n".join(rows)
 
 
-def _default_capabilities(backend: Backend) -> Capabilities:
-    try:
-        settings = backend.settings()
-    except ValueError:  # settings without defaults: what the backend declares
-        return backend.capabilities
-    return backend.capabilities_for(settings)
+def _offered(value: Any) -> str:
+    """`yes`/`no` for a feature; a limit (a number, or None for none) as it is."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else f"{value:,}"
 
 
 def attribute_docstrings(cls: type) -> dict[str, str]:

@@ -39,8 +39,11 @@ class SQSSettings(BackendSettings):
     profile: str | None = None
     """A profile of the shared AWS config files."""
     access_key_id: SecretStr | None = None
+    """The AWS access key id; with `secret_access_key`, used instead of the environment's."""
     secret_access_key: SecretStr | None = None
+    """The AWS secret access key."""
     session_token: SecretStr | None = None
+    """A session token, for temporary credentials."""
 
     name_prefix: str = Field(default="", max_length=40, pattern=r"^[A-Za-z0-9_-]*$")
     """Put before every SNS topic and SQS queue name, to keep applications apart."""
