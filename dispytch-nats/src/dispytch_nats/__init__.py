@@ -13,6 +13,7 @@ from dispytch_nats.jetstream import (
     JetStreamPublishError,
     consumer_name,
 )
+from dispytch_nats.payload import PayloadTooLarge
 from dispytch_nats.settings import NatsCoreSettings, NatsJetStreamSettings, NatsSettings
 from dispytch_nats.streams import StreamError
 from dispytch_nats.subjects import SubjectError
@@ -26,6 +27,7 @@ __all__ = [
     "NatsCoreSettings",
     "NatsJetStreamSettings",
     "NatsSettings",
+    "PayloadTooLarge",
     "StreamError",
     "SubjectError",
     "consumer_name",

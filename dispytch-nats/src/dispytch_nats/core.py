@@ -23,6 +23,7 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import close
+from dispytch_nats.payload import check_size
 from dispytch_nats.settings import NatsSettings
 from dispytch_nats.subjects import Subjects, check_topic
 
@@ -89,10 +90,10 @@ class CoreProducer(Producer):
             await self.start()
             client = self._client
             assert client is not None
+        topic = check_topic(message.topic)
+        check_size(client, topic, message.payload, message.headers)
         try:
-            await client.publish(
-                check_topic(message.topic), message.payload, headers=message.headers or None
-            )
+            await client.publish(topic, message.payload, headers=message.headers or None)
         except NatsError as exc:  # the outgoing buffer is full while reconnecting
             raise ProducerTimeout(
                 f"NATS could not take a message to {message.topic!r}: {exc}"

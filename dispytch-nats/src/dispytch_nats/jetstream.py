@@ -31,6 +31,7 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import cancel_and_wait, close
+from dispytch_nats.payload import check_size
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams
 from dispytch_nats.subjects import Subjects, check_topic, root
@@ -49,8 +50,10 @@ class JetStreamProducer(Producer):
     """Publishes each event to JetStream on the subject named by its topic and waits
     for the stream's acknowledgement.
 
-    When no stream captures a topic, the stream for its first token is created (see
-    `NatsJetStreamSettings.stream_name`) and the event published again. Pass `client`
+    Concurrent emits are pipelined: each is sent at once and its acknowledgement awaited
+    while the others are sent. When no stream captures a topic, the stream for its first
+    token is created (see `NatsJetStreamSettings.stream_name`) and the event published
+    again. Pass `client`
     to publish on a nats-py connection you own; otherwise one is opened from `settings`
     on `start()` and closed on `stop()`.
     """
@@ -107,15 +110,16 @@ class JetStreamProducer(Producer):
             await self.start()
             streams = self._streams
             assert streams is not None
-        topic, headers = message.topic, message.headers or None
+        topic, headers = check_topic(message.topic), message.headers or None
+        check_size(streams.client, topic, message.payload, message.headers)
+        first = root(topic)
+        assert first is not None  # a topic to publish to has no wildcard
         try:
             try:
-                await streams.js.publish(topic, message.payload, headers=headers)
+                await self._stored(streams, topic, message.payload, headers)
             except NoStreamResponseError:
-                first = root(check_topic(topic))
-                assert first is not None
                 await streams.create(first)
-                await streams.js.publish(topic, message.payload, headers=headers)
+                await self._stored(streams, topic, message.payload, headers)
         except NoStreamResponseError as exc:
             raise JetStreamPublishError(
                 f"no JetStream stream stored the message to {topic!r}, though stream "
@@ -131,6 +135,15 @@ class JetStreamProducer(Producer):
                 f"JetStream refused a message to {topic!r}: {exc.description} "
                 f"(error {exc.err_code})"
             ) from exc
+
+    async def _stored(
+        self, streams: Streams, topic: str, payload: bytes, headers: dict[str, str] | None
+    ) -> None:
+        """Publish and wait for the stream's acknowledgement. Concurrent publishes are
+        pipelined on one connection, up to nats-py's limit of pending ones (4000); the
+        timeout counts from when the message was sent, not from when it waited for room."""
+        acked = await streams.js.publish_async(topic, payload, headers=headers)
+        await asyncio.wait_for(acked, self.settings.timeout)
 
 
 @dataclass(eq=False)

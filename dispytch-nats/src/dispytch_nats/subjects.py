@@ -10,6 +10,7 @@ left out by `Subjects.wanted`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,8 +23,11 @@ class SubjectError(ValueError):
     """A topic cannot be a NATS subject."""
 
 
+@functools.lru_cache(maxsize=4096)
 def check_topic(topic: str) -> str:
-    """`topic` if it can be published to as a NATS subject; raise `SubjectError` if not."""
+    """`topic` if it can be published to as a NATS subject; raise `SubjectError` if not.
+    A space would break the protocol line and a wildcard cannot be published to, so both
+    producers check every topic (the answers for recent topics are kept)."""
     tokens = topic.split(".")
     if any(not t or t in ("*", ">") or _has_space(t) for t in tokens):
         raise SubjectError(

@@ -24,7 +24,9 @@ from dispytch_nats import (
     JetStreamConsumer,
     JetStreamProducer,
     NatsJetStreamSettings,
+    PayloadTooLarge,
     StreamError,
+    SubjectError,
     consumer_name,
 )
 
@@ -281,3 +283,19 @@ async def test_core_mode_queue_groups_and_wildcards(core_settings: dict[str, Any
     assert first.items, "the first member of the group got some"
     assert second.items, "the second member of the group got some"
     assert sorted(e.body.number for e in other.items) == list(range(100))
+
+
+@pytest.mark.parametrize("backend", ["nats", "nats-core"])
+async def test_bad_topics_and_oversized_events_are_refused_before_sending(
+    jetstream_settings: dict[str, Any], backend: str
+) -> None:
+    settings = jetstream_settings if backend == "nats" else {"url": jetstream_settings["url"]}
+    topic = fresh("limits")
+    async with EventEmitter.from_backend(backend, **settings) as emitter:
+        with pytest.raises(SubjectError, match="not a NATS subject"):
+            await emitter.emit(Numbered(route="nats-it.has space", number=1))
+        client = emitter.producer.client  # type: ignore[attr-defined]
+        with pytest.raises(PayloadTooLarge, match=f"than the {client.max_payload} bytes"):
+            await emitter.producer.send(topic, b"x" * (client.max_payload + 1), None)
+        assert client.is_connected, "nothing reached the server to make it close the connection"
+        await emitter.producer.send(topic, b"x" * 1000, None)
