@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from brokers import BrokerError, KafkaServer, RabbitMQServer, RedisServer, free_port
+from brokers import BrokerError, KafkaServer, NatsServer, RabbitMQServer, RedisServer, free_port
 
 
 def accepts_connections(port: int) -> bool:
@@ -149,3 +149,38 @@ async def test_kafka_restart_keeps_the_port() -> None:
         await kafka_round_trip(server.bootstrap, "before-restart")
         server.restart()
         await kafka_round_trip(server.bootstrap, "after-restart")
+
+
+# --- NATS -----------------------------------------------------------------------------------
+
+
+async def nats_stored_messages(url: str, stream: str, publish: bool) -> int:
+    """Publish one message to JetStream stream `stream` (created if missing) if `publish`;
+    return how many messages the stream holds."""
+    nats = pytest.importorskip("nats")
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        if publish:
+            await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+            await js.publish(f"{stream}.greeting", b"hello")
+        return int((await js.stream_info(stream)).state.messages)
+    finally:
+        await client.close()
+
+
+@pytest.mark.nats
+async def test_nats_fixture_serves_jetstream(nats_server: NatsServer) -> None:
+    assert nats_server.url == f"nats://127.0.0.1:{nats_server.port}"
+    assert await nats_stored_messages(nats_server.url, "fixture", publish=True) == 1
+
+
+@pytest.mark.nats
+async def test_nats_restart_keeps_the_port_and_the_streams() -> None:
+    with NatsServer() as server:
+        assert await nats_stored_messages(server.url, "kept", publish=True) == 1
+        server.restart()
+        assert await nats_stored_messages(server.url, "kept", publish=False) == 1
+        server.kill()
+        assert not accepts_connections(server.port)
+    assert not server.directory.exists()

@@ -140,8 +140,8 @@ class JetStreamProducer(Producer):
         self, streams: Streams, topic: str, payload: bytes, headers: dict[str, str] | None
     ) -> None:
         """Publish and wait for the stream's acknowledgement. Concurrent publishes are
-        pipelined on one connection, up to nats-py's limit of pending ones (4000); the
-        timeout counts from when the message was sent, not from when it waited for room."""
+        pipelined on one connection, up to `publish_window` of them; the timeout counts
+        from when the message was sent, not from when it waited for room."""
         acked = await streams.js.publish_async(topic, payload, headers=headers)
         await asyncio.wait_for(acked, self.settings.timeout)
 

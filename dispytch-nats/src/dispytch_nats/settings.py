@@ -114,6 +114,9 @@ class NatsJetStreamSettings(NatsSettings):
     max_age: float | None = Field(default=None, gt=0)
     """Seconds streams created by Dispytch keep a message; None keeps it until the
     stream's other limits discard it."""
+    publish_window: int = Field(default=1000, ge=1)
+    """JetStream publishes an emitter has sent and not yet seen acknowledged at most;
+    further emits wait for room, and their `timeout` starts once they are sent."""
     deliver_policy: Literal["all", "new"] = "all"
     """Where a new group starts: `all` with every message the stream holds, `new` with
     messages published from then on."""

@@ -31,7 +31,9 @@ class Streams:
 
     def __init__(self, client: Client, settings: NatsJetStreamSettings) -> None:
         self.client = client
-        self.js = client.jetstream(timeout=settings.timeout)
+        self.js = client.jetstream(
+            timeout=settings.timeout, publish_async_max_pending=settings.publish_window
+        )
         self.settings = settings
         self._created: dict[str, asyncio.Task[str]] = {}
 
