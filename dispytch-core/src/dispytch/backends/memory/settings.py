@@ -13,6 +13,8 @@ class MemorySettings(BackendSettings):
     """`broker` names the in-process broker; emitters and listeners sharing it talk."""
 
     broker: str = "default"
+    """The in-process broker's name: `memory://name`; emitters and listeners naming the same
+    broker share its topics and groups."""
 
     @classmethod
     def from_url(cls, url: str) -> Self:
