@@ -12,10 +12,22 @@ import jsonschema
 import pytest
 import yaml
 from official_schema import problems
+from pydantic import BaseModel
 
-from dispytch import Event, EventListener
+from dispytch import Event, EventBase, EventListener
 from dispytch.asyncapi import asyncapi_document, to_yaml
 from dispytch.demo import build_app
+
+
+class Entry(BaseModel):
+    text: str
+
+
+class Audited(EventBase):
+    __topic__ = "audit/{tenant}/log"
+    __event_type__ = "audit/entry"
+    tenant: str
+    entry: Entry
 
 
 @pytest.fixture
@@ -210,6 +222,26 @@ def test_no_password_of_a_cluster_url_appears(
     assert document["operations"]["receive_work"]["bindings"] == {
         "nats": {"queue": "g", "bindingVersion": "0.1.0"}
     }
+
+
+def test_slashes_in_topics_and_event_types_keep_references_working(
+    asyncapi_validator: jsonschema.Draft7Validator,
+) -> None:
+    listener = EventListener.from_url(
+        "memory://audit", group="auditors", listener_options={"topic_delimiter": "/"}
+    )
+
+    @listener.handler(topic="audit/{tenant}/log", event="audit/entry", dead_letter_topic=None)
+    async def keep(event: Event[Audited]) -> None: ...
+
+    document = asyncapi_document(listeners=[listener], emits=[Audited])
+    assert problems(asyncapi_validator, document) == []
+    channel = document["channels"]["audit_tenant_log"]
+    assert channel["address"] == "audit/{tenant}/log"
+    assert channel["messages"]["audit_entry"]["name"] == "audit/entry"
+    for pointer in refs(document):
+        assert resolve(document, pointer) is not None, pointer
+    assert not any(address.endswith(".dlq") for address in document["channels"])
 
 
 def test_yaml_output_reads_back_as_the_same_document(shop: dict[str, Any]) -> None:
