@@ -91,7 +91,7 @@ class CoreProducer(Producer):
             client = self._client
             assert client is not None
         topic = check_topic(message.topic)
-        check_size(client, topic, message.payload, message.headers)
+        check_size(client, self.settings.max_payload, topic, message.payload, message.headers)
         try:
             await client.publish(topic, message.payload, headers=message.headers or None)
         except NatsError as exc:  # the outgoing buffer is full while reconnecting

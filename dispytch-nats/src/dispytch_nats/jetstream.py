@@ -111,7 +111,9 @@ class JetStreamProducer(Producer):
             streams = self._streams
             assert streams is not None
         topic, headers = check_topic(message.topic), message.headers or None
-        check_size(streams.client, topic, message.payload, message.headers)
+        check_size(
+            streams.client, self.settings.max_payload, topic, message.payload, message.headers
+        )
         first = root(topic)
         assert first is not None  # a topic to publish to has no wildcard
         try:

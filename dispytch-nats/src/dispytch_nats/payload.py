@@ -13,17 +13,23 @@ class PayloadTooLarge(ValueError):
     """An event is larger than the servers' `max_payload`."""
 
 
-def check_size(client: Client, topic: str, payload: bytes, headers: Mapping[str, str]) -> None:
-    """Raise `PayloadTooLarge` when `payload` and `headers` together exceed the
-    `max_payload` the server announced (nats-server's default is 1 MiB). The server
-    would close the connection over such a message; nats-py checks the payload alone."""
+def check_size(
+    client: Client, limit: int, topic: str, payload: bytes, headers: Mapping[str, str]
+) -> None:
+    """Raise `PayloadTooLarge` when `payload` and `headers` together exceed `limit` (the
+    `max_payload` setting) or the `max_payload` the server announced. The server would
+    close the connection over such a message; nats-py checks the payload alone."""
     size = len(payload)
     if headers:
         size += _HEADER_LINE + sum(len(k) + len(v) + 4 for k, v in headers.items())
-    limit = client.max_payload
     if size > limit:
         raise PayloadTooLarge(
-            f"a message of {size} bytes to {topic!r} is larger than the {limit} bytes the NATS "
-            "server takes (its max_payload): send less, or raise max_payload in the server's "
-            "configuration"
+            f"a message of {size} bytes to {topic!r} is larger than max_payload, {limit} "
+            "bytes: send less, or raise the max_payload setting (up to the server's)"
+        )
+    if size > client.max_payload:
+        raise PayloadTooLarge(
+            f"a message of {size} bytes to {topic!r} is larger than the {client.max_payload} "
+            "bytes the NATS server takes (its max_payload): send less, or raise max_payload "
+            "in the server's configuration"
         )

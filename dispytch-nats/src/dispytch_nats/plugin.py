@@ -7,6 +7,7 @@ and a listener's capability check sees the mode it gets.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from dispytch.backends import Backend, Capabilities, Subscription
@@ -23,12 +24,17 @@ JETSTREAM = Capabilities(
     ordering=True,
     headers=True,
     wildcards=True,
+    max_payload_bytes=1_048_576,
 )
-CORE = Capabilities(consumer_groups=True, ordering=True, headers=True, wildcards=True)
+CORE = Capabilities(
+    consumer_groups=True, ordering=True, headers=True, wildcards=True, max_payload_bytes=1_048_576
+)
 
 
 def nats_capabilities(settings: NatsSettings) -> Capabilities:
-    return CORE if settings.mode == "core" else JETSTREAM
+    """What the mode in `settings` offers, with its `max_payload` as the payload limit."""
+    offered = CORE if settings.mode == "core" else JETSTREAM
+    return dataclasses.replace(offered, max_payload_bytes=settings.max_payload)
 
 
 def nats_producer(settings: NatsJetStreamSettings) -> JetStreamProducer | CoreProducer:
@@ -67,6 +73,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_producer=CoreProducer,
             create_consumer=CoreConsumer,
             capabilities=CORE,
+            capabilities_by_settings=nats_capabilities,
             schemes=("nats-core",),
             install="dispytch-nats",
             description="core NATS: at most once, queue groups, nothing stored",

@@ -47,6 +47,10 @@ class NatsSettings(BackendSettings):
     timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait to connect, and for a server's answer; a send that takes longer
     raises `ProducerTimeout`."""
+    max_payload: int = Field(default=1_048_576, gt=0)
+    """The largest message, headers included, the backend sends (bytes): nats-server's
+    default `max_payload`, 1 MiB. Declared as the backend's limit; a larger event is
+    refused before it is sent, as is one over what the server itself announces."""
     mode: Literal["jetstream", "core"] = "jetstream"
     """`jetstream` (streams and durable consumers: persistent, acked, redelivered) or
     `core` (core NATS: at most once, nothing kept)."""

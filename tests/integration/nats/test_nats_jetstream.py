@@ -290,12 +290,17 @@ async def test_bad_topics_and_oversized_events_are_refused_before_sending(
     jetstream_settings: dict[str, Any], backend: str
 ) -> None:
     settings = jetstream_settings if backend == "nats" else {"url": jetstream_settings["url"]}
-    topic = fresh("limits")
-    async with EventEmitter.from_backend(backend, **settings) as emitter:
+    topic, server_limit = fresh("limits"), 1_048_576
+    async with EventEmitter.from_backend(backend, **settings, max_payload=2000) as emitter:
         with pytest.raises(SubjectError, match="not a NATS subject"):
             await emitter.emit(Numbered(route="nats-it.has space", number=1))
+        with pytest.raises(PayloadTooLarge, match="larger than max_payload, 2000 bytes"):
+            await emitter.producer.send(topic, b"x" * 2001, None)
+        await emitter.producer.send(topic, b"x" * 2000, None)
+    beyond_the_server = {**settings, "max_payload": 2 * server_limit}
+    async with EventEmitter.from_backend(backend, **beyond_the_server) as emitter:
         client = emitter.producer.client  # type: ignore[attr-defined]
-        with pytest.raises(PayloadTooLarge, match=f"than the {client.max_payload} bytes"):
-            await emitter.producer.send(topic, b"x" * (client.max_payload + 1), None)
+        assert client.max_payload == server_limit
+        with pytest.raises(PayloadTooLarge, match=f"than the {server_limit} bytes the NATS"):
+            await emitter.producer.send(topic, b"x" * (server_limit + 1), None)
         assert client.is_connected, "nothing reached the server to make it close the connection"
-        await emitter.producer.send(topic, b"x" * 1000, None)
