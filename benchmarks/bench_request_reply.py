@@ -3,6 +3,8 @@ memory backend and on each broker, started here on loopback (tools/brokers.py).
 
 python benchmarks/bench_request_reply.py [memory redis rabbitmq kafka nats nats-core ...]
 
+`kafka-fetch-10ms` is Kafka with `fetch_max_wait_ms=10` (the default is 100).
+
 For each backend one listener answers `GetQuote` with a `Quote` (validate the body, build
 the reply, publish it to the caller's replies topic); one emitter asks.
 
@@ -84,6 +86,10 @@ def _servers(stack: ExitStack) -> dict[str, Callable[[], tuple[str, dict[str, An
         "redis": lambda: ("redis", {"url": server(RedisServer).url}),
         "rabbitmq": lambda: ("rabbitmq", {"url": server(RabbitMQServer).url}),
         "kafka": lambda: ("kafka", {"bootstrap_servers": server(KafkaServer).bootstrap}),
+        "kafka-fetch-10ms": lambda: (
+            "kafka",
+            {"bootstrap_servers": server(KafkaServer).bootstrap, "fetch_max_wait_ms": 10},
+        ),
         "nats": lambda: ("nats", {"url": server(NatsServer).url}),
         "nats-core": lambda: ("nats-core", {"url": server(NatsServer).url}),
     }

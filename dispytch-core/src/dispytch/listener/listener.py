@@ -49,7 +49,7 @@ _RECANCEL_AFTER = 0.1
 class EventListener:
     """Runs handlers on events from a consumer.
 
-    Give it a `Consumer` (and a `Producer` for dead letters), or build it from a
+    Give it a `Consumer` (and a `Producer` for dead letters and replies), or build it from a
     backend with `from_backend`/`from_url`/`from_config`, which subscribes to the
     topics its handlers listen to.
 
