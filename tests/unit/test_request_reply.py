@@ -5,12 +5,21 @@ come from."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from pydantic import BaseModel
 
-from dispytch import Event, EventBase, EventEmitter, EventListener, RequestFailed
+from dispytch import (
+    Event,
+    EventBase,
+    EventEmitter,
+    EventListener,
+    OutgoingMessage,
+    RequestFailed,
+)
 from dispytch.backends.memory import MemoryProducer, get_broker
+from dispytch.serialization import Envelope, JSONSerializer
 from dispytch.testing import Probe, TestClient, running
 
 
@@ -85,3 +94,45 @@ async def test_an_emitter_given_a_producer_needs_a_reply_source() -> None:
     emitter = EventEmitter(MemoryProducer(get_broker()))
     with pytest.raises(TypeError, match="receive_replies_with"):
         await emitter.request(GetQuote(symbol="ACME"), reply=Quote)
+
+
+class _Seen(logging.Handler):
+    """Sets `seen` once a record saying `text` is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@pytest.mark.asyncio
+async def test_a_request_naming_another_topic_for_its_reply_gets_none() -> None:
+    listener = EventListener.from_url("memory://hijack", group="quotes")
+    elsewhere = EventListener.from_url("memory://hijack", group="orders")
+    hijacked = Probe()
+
+    @listener.handler(topic="quotes", event="quote.requested")
+    async def quote(event: Event[GetQuote]) -> Quote:
+        return Quote(symbol=event.body.symbol, price=1.0)
+
+    @elsewhere.handler(topic="orders", event="*")
+    async def order(event: Event[dict[str, object]]) -> None:
+        hijacked.add(event)
+
+    request = Envelope("req-1", "quote.requested", {"symbol": "ACME"}, 1)
+    headers = {"dispytch-reply-to": "orders", "dispytch-correlation-id": "req-1"}
+    refused = _Seen("is no replies topic")
+    logging.getLogger("dispytch.listener").addHandler(refused)
+    try:
+        async with running(listener), running(elsewhere):
+            await MemoryProducer(get_broker("hijack")).publish(
+                OutgoingMessage("quotes", JSONSerializer().dumps(request), headers=headers)
+            )
+            await asyncio.wait_for(refused.seen.wait(), 10)
+    finally:
+        logging.getLogger("dispytch.listener").removeHandler(refused)
+    assert hijacked.items == [], "the listener sent nothing to a topic that is no replies topic"

@@ -21,6 +21,8 @@ REPLY_TO = "dispytch-reply-to"
 """Header of a request: the destination its reply goes to."""
 CORRELATION_ID = "dispytch-correlation-id"
 """Header of a request and of its reply: the request event's id."""
+REPLIES_TOPIC_PREFIX = "dispytch.replies."
+"""Every replies topic starts so; a listener sends replies to no other topic."""
 REPLY_EVENT = "dispytch.reply"
 ERROR_REPLY_EVENT = "dispytch.reply.error"
 

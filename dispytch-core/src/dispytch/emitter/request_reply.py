@@ -21,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from dispytch.backends.backend import Backend, Subscription
 from dispytch.backends.requirements import CapabilityError
 from dispytch.listener.consumer import Consumer, Message
-from dispytch.reply import CORRELATION_ID, ERROR_REPLY_EVENT, ReplyError
+from dispytch.reply import CORRELATION_ID, ERROR_REPLY_EVENT, REPLIES_TOPIC_PREFIX, ReplyError
 from dispytch.routing import TopicPattern
 from dispytch.serialization import Envelope, Serializer
 
@@ -69,7 +69,7 @@ class RequestTimeout(TimeoutError):
 
 def replies_topic() -> str:
     """A fresh topic for one emitter's replies."""
-    return f"dispytch.replies.{uuid.uuid4().hex}"
+    return f"{REPLIES_TOPIC_PREFIX}{uuid.uuid4().hex}"
 
 
 def backend_reply_consumers(backend: Backend, settings: Any) -> ReplyConsumerFactory:

@@ -11,6 +11,7 @@ from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
 from dispytch.listener.consumer import Message
 from dispytch.reply import (
     CORRELATION_ID,
+    REPLIES_TOPIC_PREFIX,
     REPLY_TO,
     ReplyError,
     error_envelope,
@@ -19,6 +20,8 @@ from dispytch.reply import (
 from dispytch.serialization import Envelope, Serializer
 
 logger = logging.getLogger("dispytch.listener")
+
+_LONGEST_REPLIES_TOPIC = 200
 
 
 class Replier:
@@ -72,13 +75,17 @@ class Replier:
 
     async def _send(self, msg: Message, envelope: Envelope) -> None:
         address, correlation_id = msg.headers[REPLY_TO], msg.headers.get(CORRELATION_ID)
-        if self._publish is None or correlation_id is None:
-            why = "the listener has no producer" if correlation_id else "it has no correlation id"
+        publish = self._publish
+        if publish is None or correlation_id is None or not _is_replies_topic(address):
+            if not _is_replies_topic(address):
+                why = f"its reply destination {address[:200]!r} is no replies topic"
+            else:
+                why = "it has no correlation id" if publish else "the listener has no producer"
             logger.error("cannot reply to a request from %s: %s", msg.topic, why)
             return
         try:
             payload = self.serializer.dumps(envelope)
-            await self._publish(
+            await publish(
                 OutgoingMessage(address, payload, headers={CORRELATION_ID: correlation_id})
             )
         except Exception:
@@ -88,3 +95,9 @@ class Replier:
                 msg.topic,
                 address,
             )
+
+
+def _is_replies_topic(address: str) -> bool:
+    """Whether `address` is a replies topic an emitter made: a request cannot make a
+    listener send to any other topic."""
+    return address.startswith(REPLIES_TOPIC_PREFIX) and len(address) <= _LONGEST_REPLIES_TOPIC
