@@ -47,6 +47,7 @@ class Scheduler:
         self._starting = 0
         self._closing = False
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._held: dict[asyncio.Future[Any], int] = {}  # futures settling messages: how many
 
     @property
     def in_flight(self) -> int:
@@ -176,20 +177,24 @@ class Scheduler:
                     self._hold(settling)
 
     def _hold(self, settling: asyncio.Future[Any]) -> None:
-        """Keep a message's slot until `settling` is done."""
-        if settling not in self._tasks:
+        """Keep a message's slot until `settling` (often shared by a whole batch) is done."""
+        held = self._held.get(settling)
+        if held is None:
+            self._held[settling] = 1
             self._tasks.add(settling)
-            settling.add_done_callback(self._tasks.discard)
-        settling.add_done_callback(self._release_when_done)
+            settling.add_done_callback(self._release_held)
+        else:
+            self._held[settling] = held + 1
 
-    def _release_when_done(self, settling: asyncio.Future[Any]) -> None:
+    def _release_held(self, settling: asyncio.Future[Any]) -> None:
+        self._tasks.discard(settling)
         if not settling.cancelled():
             settling.exception()  # retrieved: a batch logs what it raises
-        self._release()
+        self._release(self._held.pop(settling))
 
-    def _release(self) -> None:
-        """Free the slot of a settled message; wake the puller once a batch of slots is free."""
-        self._free += 1
+    def _release(self, slots: int = 1) -> None:
+        """Free the slots of settled messages; wake the puller once a batch of slots is free."""
+        self._free += slots
         room = self._room
         if room is not None and self._free >= self._wake_at and not room.done():
             room.set_result(None)
