@@ -14,8 +14,9 @@ So that a run ends in reasonable time, every scenario handles at most `LIMIT` ev
   with pydantic, resolve one dependency, call a trivial handler, delete. The hand-written
   loop receives, handles and deletes each batch of ten (DeleteMessageBatch) in turn;
   Dispytch runs with its default settings (two receivers, deletes batched in the
-  background). Timed from the moment the listener is ready until the last event was
-  handled, and until the queue shows no message left (the time to the last ack).
+  background), and in its own row with one receiver, as the hand-written loop. Timed from
+  the moment the listener is ready until the last event was handled, and until the queue
+  shows no message left (the time to the last ack).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ async def throughput(n: int) -> list[Row]:
     await asyncio.to_thread(server.start)
     try:
         settings = SQSSettings(**server.settings, wait_time=WAIT_TIME)
+        one = settings.model_copy(update={"receivers": 1})
         return await best_of(
             [
                 lambda: _emit(settings, n, "raw aiobotocore (PublishBatch, gather)", _emit_raw),
@@ -66,6 +68,7 @@ async def throughput(n: int) -> list[Row]:
                 lambda: _emit(settings, n, "dispytch emit_many", _emit_many_dispytch),
                 lambda: _consume(settings, n, "raw aiobotocore", _consume_raw),
                 lambda: _consume(settings, n, "dispytch", _consume_dispytch),
+                lambda: _consume(one, n, "dispytch, receivers=1", _consume_dispytch),
             ]
         )
     finally:
