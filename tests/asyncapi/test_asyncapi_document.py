@@ -14,7 +14,7 @@ import yaml
 from official_schema import problems
 from pydantic import BaseModel
 
-from dispytch import Event, EventBase, EventListener
+from dispytch import Batch, Event, EventBase, EventListener
 from dispytch.asyncapi import asyncapi_document, to_yaml
 from dispytch.demo import build_app
 
@@ -242,6 +242,17 @@ def test_slashes_in_topics_and_event_types_keep_references_working(
     for pointer in refs(document):
         assert resolve(document, pointer) is not None, pointer
     assert not any(address.endswith(".dlq") for address in document["channels"])
+
+
+def test_a_batch_handler_receives_its_events_body_schema() -> None:
+    listener = EventListener.from_url("memory://batches", group="g")
+
+    @listener.handler(topic="audit", event="entry", batch=Batch(max_size=10, max_wait=0.1))
+    async def keep(events: list[Event[Entry]]) -> None: ...
+
+    document = asyncapi_document(listeners=[listener])
+    body = document["channels"]["audit"]["messages"]["entry"]["payload"]["properties"]["body"]
+    assert body == {"$ref": "#/components/schemas/Entry"}
 
 
 def test_yaml_output_reads_back_as_the_same_document(shop: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from dispytch.asyncapi.addresses import (
 from dispytch.asyncapi.schemas import BodySchemas, Mode
 from dispytch.asyncapi.servers import server
 from dispytch.dead_letter import DEAD_LETTER_EVENT, DeadLetter
-from dispytch.di.plan import Call, EventParam, SegmentParam
+from dispytch.di.plan import Call, EventParam, EventsParam, SegmentParam
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import EventBase
 from dispytch.listener.handler import ANY_EVENT, DEFAULT, Handler
@@ -456,7 +456,7 @@ def _parameter_description(name: str, type_name: str | None) -> str:
 
 def _body_adapter(plan: Call) -> TypeAdapter[Any]:
     for source in _sources(plan):
-        if isinstance(source, EventParam):
+        if isinstance(source, EventParam | EventsParam):  # one event, or a batch's
             return source.body or _ANY_BODY
     return _ANY_BODY
 
