@@ -255,5 +255,35 @@ def test_a_batch_handler_receives_its_events_body_schema() -> None:
     assert body == {"$ref": "#/components/schemas/Entry"}
 
 
+class Quote(BaseModel):
+    price: float
+
+
+def test_a_handler_that_returns_a_value_replies_to_requests(
+    asyncapi_validator: jsonschema.Draft7Validator,
+) -> None:
+    listener = EventListener.from_url("memory://quotes", group="pricing")
+
+    @listener.handler(topic="quotes", event="quote_requested")
+    async def quote(event: Event[Entry]) -> Quote:
+        return Quote(price=1.0)
+
+    @listener.handler(topic="quotes", event="noted")
+    async def note(event: Event[Entry]) -> None: ...
+
+    document = asyncapi_document(listeners=[listener])
+    assert problems(asyncapi_validator, document) == []
+    reply = document["operations"]["receive_quote"]["reply"]
+    assert reply["address"]["location"] == "$message.header#/dispytch-reply-to"
+    assert reply["channel"] == {"$ref": "#/channels/dispytch.replies"}
+    replies = document["channels"]["dispytch.replies"]
+    assert replies["address"] is None
+    answer, error = (resolve(document, m["$ref"]) for m in reply["messages"])
+    assert answer["name"] == "dispytch.reply"
+    assert answer["payload"]["properties"]["body"] == {"$ref": "#/components/schemas/Quote"}
+    assert error["payload"]["properties"]["body"] == {"$ref": "#/components/schemas/ReplyError"}
+    assert "reply" not in document["operations"]["receive_note"]
+
+
 def test_yaml_output_reads_back_as_the_same_document(shop: dict[str, Any]) -> None:
     assert yaml.safe_load(to_yaml(shop)) == shop

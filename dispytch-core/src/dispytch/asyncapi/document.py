@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
 from pydantic import TypeAdapter
 
@@ -33,10 +33,19 @@ from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import EventBase
 from dispytch.listener.handler import ANY_EVENT, DEFAULT, Handler
 from dispytch.listener.listener import EventListener
+from dispytch.reply import (
+    CORRELATION_ID,
+    ERROR_REPLY_EVENT,
+    REPLIES_TOPIC_PREFIX,
+    REPLY_EVENT,
+    REPLY_TO,
+    ReplyError,
+)
 
 ASYNCAPI_VERSION = "3.0.0"
 _ANY_BODY: TypeAdapter[Any] = TypeAdapter(Any)
 _DEAD_LETTER_BODY: TypeAdapter[DeadLetter] = TypeAdapter(DeadLetter)
+REPLIES_CHANNEL = "dispytch.replies"
 
 
 @dataclass
@@ -132,6 +141,8 @@ class _Builder:
         self.operations: dict[str, dict[str, Any]] = {}
         self.receivers: list[tuple[str, _Channel, str, _Participant, Listening]] = []
         self.queues: dict[str, tuple[_Participant, str, list[str]]] = {}
+        self.replies: dict[str, _Message] = {}
+        """Reply messages by the id of the receive operation answering with them."""
         self.amqp_settings: Any = None
         """The settings of the first RabbitMQ participant: its exchange carries every topic."""
 
@@ -214,6 +225,7 @@ class _Builder:
                 (operation_id, channel, event_type, participant, Listening(handler, group))
             )
             handled.append(operation_id)
+            self.add_reply(operation_id, handler)
             template = handler.spec.dead_letter_topic
             if template is DEFAULT:
                 template = listener.dead_letter_topic
@@ -222,6 +234,22 @@ class _Builder:
         if participant.protocol == "amqp" and group:
             name = bindings.amqp_queue_name(participant.settings, group)
             self.queues[name] = (participant, group, handled)
+
+    def add_reply(self, operation_id: str, handler: Handler) -> None:
+        """A handler returning a value answers requests: its reply goes to the requester's
+        replies topic, named by the request's `dispytch-reply-to` header."""
+        returned = _reply_type(handler)
+        if returned is None:
+            return
+        if not self.replies:
+            body = self.bodies.add(ReplyError, TypeAdapter(ReplyError), "serialization")
+            self.replies["error"] = _Message(
+                ERROR_REPLY_EVENT, "ReplyError", body, _summary(ReplyError)
+            )
+        body = self.bodies.add(("reply", id(handler)), TypeAdapter(returned), "serialization")
+        self.replies[operation_id] = _Message(
+            REPLY_EVENT, f"Reply of {handler.spec.func.__name__}", body
+        )
 
     def add_dead_letters(self, address: Address, template: str, participant: _Participant) -> None:
         pieces: list[Any] = []
@@ -312,6 +340,18 @@ class _Builder:
                 operation["bindings"] = found
             if listening.group:
                 operation["x-dispytch-group"] = listening.group
+            if operation_id in self.replies:
+                operation["reply"] = {
+                    "address": {
+                        "location": f"$message.header#/{REPLY_TO}",
+                        "description": "The requester's replies topic, from the request's header",
+                    },
+                    "channel": _ref("channels", REPLIES_CHANNEL),
+                    "messages": [
+                        _ref("channels", REPLIES_CHANNEL, "messages", message_id)
+                        for message_id in (operation_id, "error")
+                    ],
+                }
             yield operation_id, operation
 
     # -- the document -----------------------------------------------------------------------
@@ -320,6 +360,14 @@ class _Builder:
         operations = dict(self.operations)
         operations.update(self.receive_operations())  # may add "any" messages to channels
         channels = {c.id: self.render_channel(c) for c in self.channels.values()}
+        if self.replies:
+            channels[REPLIES_CHANNEL] = {
+                "address": None,
+                "description": f"Each requester's own replies topic (`{REPLIES_TOPIC_PREFIX}"
+                "<uuid>`), named by its requests; a reply carries the request's id in the "
+                f"`{CORRELATION_ID}` header.",
+                "messages": {i: _render_message(m) for i, m in self.replies.items()},
+            }
         for name, (participant, group, handled) in self.queues.items():
             channels[self.unique_channel(channels, name)] = self.render_queue(
                 participant, group, handled, operations
@@ -468,6 +516,18 @@ def _segment_types(plan: Call) -> dict[str, str]:
             kind = getattr(source.adapter, "_type", None)
             found.setdefault(source.segment, getattr(kind, "__name__", None) or str(kind))
     return found
+
+
+def _reply_type(handler: Handler) -> Any:
+    """What the handler returns to a request, or None when it answers none (it returns
+    None, or is a batch handler)."""
+    if any(isinstance(source, EventsParam) for source in _sources(handler.plan)):
+        return None
+    try:
+        returned = get_type_hints(handler.spec.func).get("return")
+    except (NameError, TypeError):
+        return None
+    return None if returned in (None, type(None)) else returned
 
 
 def _sources(plan: Call) -> Iterator[Any]:
