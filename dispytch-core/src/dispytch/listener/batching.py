@@ -66,12 +66,16 @@ class Settling:
         self.waiting = waiting
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Entry:
+    """One message in a batch: its event once validated, what instrumentation hears of
+    it, and how the batch handler is done with it (`outcome` None: handled)."""
+
     settling: Settling
     envelope: Envelope
     event: Event[Any] | None = None
     call: HandlerCall | None = None
+    outcome: Outcome | None = None
 
     @property
     def message(self) -> Message:
@@ -163,7 +167,6 @@ class BatchRunner:
     async def _run(self, entries: list[_Entry]) -> None:
         """Validate, call with retries, then settle every message of the batch."""
         dispatcher, handler = self.dispatcher, self.handler
-        outcomes: dict[int, Outcome | None] = {}  # None: handled
         pending: list[_Entry] = []
         for entry in entries:
             if dispatcher.instrumentation is not None:
@@ -171,7 +174,7 @@ class BatchRunner:
             try:
                 entry.event = validated_event(self.body, entry.envelope, entry.message)
             except InvalidEvent as exc:
-                outcomes[id(entry)] = await dispatcher.dead_letter(
+                entry.outcome = await dispatcher.dead_letter(
                     entry.message, exc, "invalid", handler, 1, entry.envelope
                 )
             else:
@@ -180,10 +183,6 @@ class BatchRunner:
         policy = handler.spec.retry
         while pending:
             failures = await self._call(pending, attempt)
-            failed_ids = {id(entry) for entry, _ in failures}
-            for entry in pending:
-                if id(entry) not in failed_ids:
-                    outcomes[id(entry)] = None
             retry: list[_Entry] = []
             for entry, error in failures:
                 if policy.should_retry(error, attempt):
@@ -196,7 +195,7 @@ class BatchRunner:
                     attempt,
                     error,
                 )
-                outcomes[id(entry)] = await dispatcher.dead_letter(
+                entry.outcome = await dispatcher.dead_letter(
                     entry.message, error, "handler_failed", handler, attempt, entry.envelope
                 )
             if not retry:
@@ -216,7 +215,7 @@ class BatchRunner:
             await asyncio.sleep(delay)
             pending, attempt = retry, attempt + 1
         for entry in entries:
-            await dispatcher.settle_batched(entry.settling, outcomes[id(entry)])
+            await dispatcher.settle_batched(entry.settling, entry.outcome)
 
     async def _call(
         self, pending: list[_Entry], attempt: int
@@ -272,6 +271,8 @@ async def hand_to_batches(
 ) -> asyncio.Future[Any]:
     """Run `msg`'s single-event handlers, then put it in the batches of its batch handlers;
     the future that is done once those settled it."""
+    if len(matched) == 1:  # the usual case: the batch handler alone
+        return runners[id(matched[0][0])].add(Settling(msg, None, 1), envelope)
     outcome: Outcome | None = None
     batched: list[BatchRunner] = []
     for handler, segments in matched:
