@@ -113,7 +113,7 @@ class DeadLetter(BaseModel):
             payload_encoding=encoding,
             headers={_safe_str(k): _safe_str(v) for k, v in message.headers.items()},
             key=None if message.key is None else _safe_str(message.key),
-            error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+            error_type=error_type_name(error),
             error_message=error_text(error),
             traceback=_traceback_of(error),
             handler=handler,
@@ -167,6 +167,11 @@ def _safe_str(value: object) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
+
+
+def error_type_name(error: BaseException) -> str:
+    """The error's class as `module.QualifiedName`, as dead letters and error replies name it."""
+    return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
 def error_text(error: BaseException) -> str:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from dispytch.backends.backend import Backend, Subscription
 from dispytch.backends.requirements import CapabilityError
+from dispytch.dead_letter import error_type_name
+from dispytch.lifecycle import start_if_possible, stop_if_possible
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.reply import CORRELATION_ID, ERROR_REPLY_EVENT, REPLIES_TOPIC_PREFIX, ReplyError
 from dispytch.routing import TopicPattern
@@ -111,13 +113,12 @@ class ReplyInbox:
 
     @property
     def running(self) -> bool:
+        """True from `start()` until `stop()`, unless reading replies failed."""
         return self._reading is not None and not self._reading.done()
 
     async def start(self) -> None:
         """Start the consumer and return once replies are being read."""
-        start = getattr(self.consumer, "start", None)
-        if start is not None:
-            await _maybe_await(start())
+        await start_if_possible(self.consumer)
         self._reading = asyncio.create_task(self._read(), name=f"replies {self.topic}")
 
     async def stop(self) -> None:
@@ -127,9 +128,7 @@ class ReplyInbox:
             await asyncio.gather(self._reading, return_exceptions=True)
             self._reading = None
         self._fail_waiting("the emitter stopped before the reply arrived", "emitter_stopped")
-        stop = getattr(self.consumer, "stop", None)
-        if stop is not None:
-            await _maybe_await(stop())
+        await stop_if_possible(self.consumer)
 
     def expect(self, request_id: str) -> asyncio.Future[Envelope]:
         """The future the reply to request `request_id` resolves."""
@@ -214,7 +213,7 @@ def reply_value(envelope: Envelope, reply: type[Any], request_id: str, what: str
             f"the reply to {what} is not a valid {getattr(reply, '__name__', reply)}: {exc}",
             reason="invalid_reply",
             request_id=request_id,
-            error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            error_type=error_type_name(exc),
             error_message=str(exc),
         ) from None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dispytch.dead_letter import error_text
+from dispytch.dead_letter import error_text, error_type_name
 from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
 from dispytch.listener.consumer import Message
 from dispytch.reply import (
@@ -66,7 +66,7 @@ class Replier:
             return
         failure = ReplyError(
             reason=reason,
-            error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+            error_type=error_type_name(error),
             error_message=error_text(error),
             handler=handler,
             attempts=attempts,
@@ -76,13 +76,17 @@ class Replier:
     async def _send(self, msg: Message, envelope: Envelope) -> None:
         address, correlation_id = msg.headers[REPLY_TO], msg.headers.get(CORRELATION_ID)
         publish = self._publish
-        if publish is None or correlation_id is None or not _is_replies_topic(address):
-            if not _is_replies_topic(address):
-                why = f"its reply destination {address[:200]!r} is no replies topic"
-            else:
-                why = "it has no correlation id" if publish else "the listener has no producer"
+        why = None
+        if not _is_replies_topic(address):
+            why = f"its reply destination {address[:_LONGEST_REPLIES_TOPIC]!r} is no replies topic"
+        elif publish is None:
+            why = "the listener has no producer"
+        elif correlation_id is None:
+            why = "it has no correlation id"
+        if why is not None:
             logger.error("cannot reply to a request from %s: %s", msg.topic, why)
             return
+        assert publish is not None and correlation_id is not None
         try:
             payload = self.serializer.dumps(envelope)
             await publish(
