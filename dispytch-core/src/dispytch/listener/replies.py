@@ -86,7 +86,8 @@ class Replier:
         if why is not None:
             logger.error("cannot reply to a request from %s: %s", msg.topic, why)
             return
-        assert publish is not None and correlation_id is not None
+        assert publish is not None
+        assert correlation_id is not None
         try:
             payload = self.serializer.dumps(envelope)
             await publish(
