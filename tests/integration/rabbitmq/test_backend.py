@@ -12,8 +12,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
+from rabbitmq_events import Body, Ping
 
-from dispytch import DeadLetter, EmitContext, Event, EventBase, EventEmitter, EventListener
+from dispytch import DeadLetter, EmitContext, Event, EventEmitter, EventListener
 from dispytch.dead_letter import DEAD_LETTER_EVENT
 from dispytch.testing import Probe, running
 from dispytch_rabbitmq import (
@@ -26,18 +27,6 @@ from dispytch_rabbitmq import (
 )
 
 pytestmark = pytest.mark.rabbitmq
-
-
-class Ping(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = "test.ping"
-
-    route: str
-    seq: int
-
-
-class Body(BaseModel):
-    seq: int
 
 
 def fresh(kind: str) -> str:

@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import pytest
 from aio_pika.abc import AbstractChannel
-from pydantic import BaseModel
+from rabbitmq_events import Body, Ping
 
-from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch import Event, EventEmitter, EventListener
 from dispytch.testing import Probe
 
 pytestmark = pytest.mark.rabbitmq
 
 TRIALS = 100
 """Listeners started, each sent events the moment its start returned."""
-
-
-class Ping(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = "test.ping"
-
-    route: str
-    seq: int
-
-
-class Body(BaseModel):
-    seq: int
 
 
 def recording(listener: EventListener, probe: Probe, *topics: str) -> None:

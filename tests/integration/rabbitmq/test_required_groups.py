@@ -7,25 +7,13 @@ from typing import Any
 
 import pytest
 from aio_pika.abc import AbstractChannel
-from pydantic import BaseModel
+from rabbitmq_events import Body, Ping
 
-from dispytch import Event, EventBase, EventEmitter, EventListener
+from dispytch import Event, EventEmitter, EventListener
 from dispytch.testing import Probe
 from dispytch_rabbitmq import TopologyError, UnroutableMessage
 
 pytestmark = pytest.mark.rabbitmq
-
-
-class Ping(EventBase):
-    __topic__ = "{route}"
-    __event_type__ = "test.ping"
-
-    route: str
-    seq: int
-
-
-class Body(BaseModel):
-    seq: int
 
 
 def recording(listener: EventListener, probe: Probe, *topics: str) -> None:

@@ -21,21 +21,13 @@ from dispytch.backends.backend import Backend, Subscription
 from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.memory import MemoryBroker, MemoryConsumer, MemoryProducer, MemorySettings
 from dispytch.backends.memory.broker import Delivery
+from dispytch.backends.memory.plugin import MEMORY_CAPABILITIES
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.emitter.producer import Producer
 from dispytch.emitter.request_reply import ReplyConsumerFactory
 from dispytch.listener.consumer import Consumer, Message, SupportsDeadLetter, SupportsNack
 from dispytch.listener.listener import EventListener
 from dispytch.routing import TopicPattern
-
-_MEMORY = Capabilities(
-    persistent=True,
-    consumer_groups=True,
-    redelivery=True,
-    ordering=True,
-    headers=True,
-    wildcards=True,
-)
 
 
 class StandInBroker(MemoryBroker):
@@ -121,7 +113,7 @@ def _consumer_class(caps: Capabilities) -> type[StandInConsumer]:
 def _raw_consumer_capabilities(consumer: Consumer) -> Capabilities:
     """What a listener given its own consumer can rely on: what that consumer implements."""
     return replace(
-        _MEMORY,
+        MEMORY_CAPABILITIES,
         redelivery=isinstance(consumer, SupportsNack),
         native_dead_letter=isinstance(consumer, SupportsDeadLetter),
     )

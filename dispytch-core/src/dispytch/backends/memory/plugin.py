@@ -12,6 +12,16 @@ from dispytch.backends.memory.consumer import MemoryConsumer
 from dispytch.backends.memory.producer import MemoryProducer
 from dispytch.backends.memory.settings import MemorySettings
 
+MEMORY_CAPABILITIES = Capabilities(
+    persistent=True,
+    consumer_groups=True,
+    redelivery=True,
+    ordering=True,
+    headers=True,
+    wildcards=True,
+)
+"""What the memory backend offers."""
+
 
 def _producer(settings: MemorySettings) -> MemoryProducer:
     return MemoryProducer(get_broker(settings.broker))
@@ -30,14 +40,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             settings=MemorySettings,
             create_producer=_producer,
             create_consumer=_consumer,
-            capabilities=Capabilities(
-                persistent=True,
-                consumer_groups=True,
-                redelivery=True,
-                ordering=True,
-                headers=True,
-                wildcards=True,
-            ),
+            capabilities=MEMORY_CAPABILITIES,
             schemes=("memory",),
             description="In-process broker; persistent for the life of the process.",
         )
