@@ -9,40 +9,20 @@ headers the consumer's spans are roots of their own traces.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from pydantic import BaseModel
 
-from dispytch.backends.capabilities import Capabilities
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
 from dispytch.listener.listener import EventListener
+from dispytch.testing._kit import KitBackend, fresh, until
 from dispytch.testing.probe import Probe, running
-
-
-class _Backend(Protocol):
-    """What these tests use of the kit's `BackendUnderTest`."""
-
-    name: str
-    settle: float
-    timeout: float
-
-    @property
-    def capabilities(self) -> Capabilities: ...
-
-    @property
-    def settings(self) -> Any: ...
-
-    def emitter(self, **options: Any) -> EventEmitter: ...
-
-    def listener(self, group: str, **options: Any) -> EventListener: ...
 
 
 class Traced(EventBase):
@@ -61,19 +41,6 @@ class TracedBody(BaseModel):
 
 class Flaky(Exception):
     """Fails an attempt; retried."""
-
-
-def _fresh(kind: str) -> str:
-    return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
-
-
-async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        await asyncio.sleep(0.01)
 
 
 class Observed:
@@ -134,12 +101,12 @@ class ObservabilityConformance:
 
     @pytest.mark.asyncio
     async def test_traces_and_metrics_of_retried_and_dead_lettered_events(
-        self, backend: _Backend, caplog: pytest.LogCaptureFixture
+        self, backend: KitBackend, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.INFO, logger="dispytch")
         observed = Observed()
-        topic, calls = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, calls = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(
             topic=topic, event=Traced.__event_type__, retries=1, retry_on=Flaky, retry_interval=0.01
@@ -157,7 +124,7 @@ class ObservabilityConformance:
             with observed.user_span() as request:
                 await emitter.emit(Traced(route=topic, seq=1))
             await emitter.emit(Traced(route=topic, seq=2))
-            await _until(
+            await until(
                 lambda: len(observed.spans("process")) == 2, backend.timeout, "two process spans"
             )
         processed = observed.spans("process")
@@ -201,10 +168,12 @@ class ObservabilityConformance:
             assert not any(secret in text for text in written), "a secret setting leaked"
 
     @pytest.mark.asyncio
-    async def test_a_burst_from_emit_many_is_traced_event_by_event(self, backend: _Backend) -> None:
+    async def test_a_burst_from_emit_many_is_traced_event_by_event(
+        self, backend: KitBackend
+    ) -> None:
         observed = Observed()
-        topic, handled = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, handled = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=topic, event=Traced.__event_type__)
         async def record(event: Event[TracedBody]) -> None:
@@ -215,7 +184,7 @@ class ObservabilityConformance:
         async with running(listener, settle=backend.settle), emitter:
             await emitter.emit_many(Traced(route=topic, seq=seq) for seq in range(5))
             await handled.wait_for(5, backend.timeout)
-            await _until(lambda: len(observed.spans("process")) == 5, backend.timeout, "spans")
+            await until(lambda: len(observed.spans("process")) == 5, backend.timeout, "spans")
         sends, processed = observed.spans("send"), observed.spans("process")
         assert len(sends) == 5
         assert len({s.context.trace_id for s in sends}) == 5, "a trace per event"
@@ -234,10 +203,10 @@ class ObservabilityConformance:
             assert spans_say == where
 
     @pytest.mark.asyncio
-    async def test_undecodable_payloads_are_counted(self, backend: _Backend) -> None:
+    async def test_undecodable_payloads_are_counted(self, backend: KitBackend) -> None:
         observed = Observed()
-        topic = _fresh("topic")
-        listener = backend.listener(_fresh("group"))
+        topic = fresh("topic")
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=topic, event=Traced.__event_type__)
         async def fine(event: Event[TracedBody]) -> None:
@@ -252,7 +221,7 @@ class ObservabilityConformance:
                         await raw.producer.send(topic, b"\xff\x00 not an event")
                     else:
                         await emitter.emit(Traced(route=topic, seq=seq))
-                await _until(
+                await until(
                     lambda: observed.total("messages_settled_total") == 10,
                     backend.timeout,
                     "ten settled messages",

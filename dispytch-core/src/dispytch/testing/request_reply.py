@@ -8,37 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from typing import Any, Protocol
 
 import pytest
 from pydantic import BaseModel
 
-from dispytch.backends.capabilities import Capabilities
 from dispytch.backends.memory import MemoryConsumer, get_broker
 from dispytch.backends.requirements import CapabilityError
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.emitter.producer import Producer
 from dispytch.emitter.request_reply import RequestFailed, RequestTimeout
 from dispytch.event import Event, EventBase
-from dispytch.listener.listener import EventListener
 from dispytch.routing import TopicPattern
+from dispytch.testing._kit import KitBackend, fresh, until
 from dispytch.testing.probe import running
-
-
-class _Backend(Protocol):
-    """What these tests use of the kit's `BackendUnderTest`."""
-
-    name: str
-    settle: float
-    timeout: float
-
-    @property
-    def capabilities(self) -> Capabilities: ...
-
-    def emitter(self, **options: Any) -> EventEmitter: ...
-
-    def listener(self, group: str, **options: Any) -> EventListener: ...
 
 
 class Ask(EventBase):
@@ -79,23 +61,19 @@ class _SendOnly(Producer):
         await self.inner.send(topic, payload, config)
 
 
-def _fresh(kind: str) -> str:
-    return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
-
-
 class RequestReplyConformance:
     """Request-reply tests; skipped on a backend without headers except the refusal."""
 
     @staticmethod
-    def _needs_headers(backend: _Backend) -> None:
+    def _needs_headers(backend: KitBackend) -> None:
         if not backend.capabilities.headers:
             pytest.skip(f"backend {backend.name!r} does not declare headers")
 
     @pytest.mark.asyncio
-    async def test_concurrent_requests_each_get_their_own_reply(self, backend: _Backend) -> None:
+    async def test_concurrent_requests_each_get_their_own_reply(self, backend: KitBackend) -> None:
         self._needs_headers(backend)
-        topic = _fresh("topic")
-        listener = backend.listener(_fresh("group"), ordered=False)
+        topic = fresh("topic")
+        listener = backend.listener(fresh("group"), ordered=False)
 
         @listener.handler(topic=topic, event=Ask.__event_type__)
         async def double(event: Event[AskBody]) -> Answer:
@@ -114,10 +92,10 @@ class RequestReplyConformance:
         assert replies == [Answer(seq=seq, doubled=2 * seq) for seq in range(100)]
 
     @pytest.mark.asyncio
-    async def test_failing_handler_raises_request_failed(self, backend: _Backend) -> None:
+    async def test_failing_handler_raises_request_failed(self, backend: KitBackend) -> None:
         self._needs_headers(backend)
-        topic = _fresh("topic")
-        listener = backend.listener(_fresh("group"))
+        topic = fresh("topic")
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=topic, event=Ask.__event_type__, retries=2, retry_interval=0.01)
         async def always_fails(event: Event[AskBody]) -> Answer:
@@ -136,10 +114,12 @@ class RequestReplyConformance:
         assert "always_fails" in failed.value.handler
 
     @pytest.mark.asyncio
-    async def test_invalid_request_or_reply_raises_request_failed(self, backend: _Backend) -> None:
+    async def test_invalid_request_or_reply_raises_request_failed(
+        self, backend: KitBackend
+    ) -> None:
         self._needs_headers(backend)
-        strict_topic, answering_topic = _fresh("topic"), _fresh("topic")
-        listener = backend.listener(_fresh("group"))
+        strict_topic, answering_topic = fresh("topic"), fresh("topic")
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=strict_topic, event=Ask.__event_type__)
         async def strict(event: Event[NeedsMore]) -> Answer:
@@ -164,11 +144,11 @@ class RequestReplyConformance:
 
     @pytest.mark.asyncio
     async def test_request_times_out_and_a_late_reply_is_dropped(
-        self, backend: _Backend, caplog: pytest.LogCaptureFixture
+        self, backend: KitBackend, caplog: pytest.LogCaptureFixture
     ) -> None:
         self._needs_headers(backend)
-        topic = _fresh("topic")
-        listener = backend.listener(_fresh("group"))
+        topic = fresh("topic")
+        listener = backend.listener(fresh("group"))
         go_on, answered = asyncio.Event(), asyncio.Event()
 
         @listener.handler(topic=topic, event=Ask.__event_type__)
@@ -192,11 +172,11 @@ class RequestReplyConformance:
         assert again == Answer(seq=5, doubled=10), "the emitter goes on after a timeout"
 
     @pytest.mark.asyncio
-    async def test_request_refused_without_headers(self, backend: _Backend) -> None:
+    async def test_request_refused_without_headers(self, backend: KitBackend) -> None:
         if not backend.capabilities.headers:
             async with backend.emitter() as emitter:
                 with pytest.raises(CapabilityError, match="needs headers"):
-                    await emitter.request(Ask(route=_fresh("topic"), seq=1), reply=Answer)
+                    await emitter.request(Ask(route=fresh("topic"), seq=1), reply=Answer)
             return
         async with backend.emitter() as inner:
             emitter = EventEmitter(_SendOnly(inner.producer))
@@ -204,13 +184,12 @@ class RequestReplyConformance:
                 lambda topic: MemoryConsumer(get_broker(), topic, [TopicPattern(topic)])
             )
             with pytest.raises(CapabilityError, match="needs headers"):
-                await emitter.request(Ask(route=_fresh("topic"), seq=1), reply=Answer)
+                await emitter.request(Ask(route=fresh("topic"), seq=1), reply=Answer)
 
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not any(text in record.getMessage() for record in caplog.records):
-        if loop.time() > deadline:
-            raise AssertionError(f"no log record saying {text!r} within {timeout}s")
-        await asyncio.sleep(0.01)
+    await until(
+        lambda: any(text in record.getMessage() for record in caplog.records),
+        timeout,
+        f"a log record saying {text!r}",
+    )
