@@ -70,19 +70,6 @@ class Delivery:
     error: BaseException | None = None
     state: dict[str, Any] = field(default_factory=dict)
 
-    def log_fields(self) -> dict[str, Any]:
-        """This message's context as `extra` fields of a log record."""
-        return {
-            "topic": self.message.topic,
-            "event_type": self.event_type,
-            "event_id": self.event_id,
-            "attempt": self.message.attempt,
-            "group": self.source.group,
-            "backend": self.source.backend,
-            "outcome": self.outcome,
-            "reason": self.reason,
-        }
-
 
 @dataclass(eq=False, slots=True)
 class HandlerCall:
