@@ -59,6 +59,20 @@ app = App([listener], stop_timeout=float(os.environ.get("TEST_STOP_TIMEOUT", "30
 """Write this as `recorder.py` and run `recorder:app`; configured by TEST_* variables."""
 
 
+def recorder_env(
+    url: str, group: str, topic: str, record: Path, *, handler_delay: float
+) -> dict[str, str]:
+    """The TEST_* variables of `RECORDER_APP`: consume `topic` on `url` in `group`, sleep
+    `handler_delay` seconds per event, and append what was handled to `record`."""
+    return {
+        "TEST_BACKEND_URL": url,
+        "TEST_GROUP": group,
+        "TEST_TOPIC": topic,
+        "TEST_RECORD": str(record),
+        "TEST_HANDLER_DELAY": str(handler_delay),
+    }
+
+
 class Numbered(EventBase):
     """The event the recorder app handles; `route` is the topic."""
 
@@ -224,13 +238,7 @@ async def check_competing_workers(
     Returns what was measured."""
     record = directory / "records.txt"
     (directory / "recorder.py").write_text(RECORDER_APP)
-    env = {
-        "TEST_BACKEND_URL": url,
-        "TEST_GROUP": group,
-        "TEST_TOPIC": topic,
-        "TEST_RECORD": str(record),
-        "TEST_HANDLER_DELAY": "0.005",
-    }
+    env = recorder_env(url, group, topic, record, handler_delay=0.005)
     args = ["recorder:app", "--workers", "3", "--stop-timeout", "20"]
     if health_port is not None:
         args += ["--health-port", str(health_port)]

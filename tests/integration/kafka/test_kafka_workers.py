@@ -22,6 +22,7 @@ from service_process import (
     ServiceProcess,
     emit_numbered,
     eventually,
+    recorder_env,
     records,
     worker_pids,
 )
@@ -63,13 +64,7 @@ async def test_three_workers_own_a_partition_each_survive_a_kill_and_drain_on_si
     await create_topic(bootstrap, topic, PARTITIONS)
     record = tmp_path / "records.txt"
     (tmp_path / "recorder.py").write_text(RECORDER_APP)
-    env = {
-        "TEST_BACKEND_URL": url,
-        "TEST_GROUP": fresh("group"),
-        "TEST_TOPIC": topic,
-        "TEST_RECORD": str(record),
-        "TEST_HANDLER_DELAY": "0.005",
-    }
+    env = recorder_env(url, fresh("group"), topic, record, handler_delay=0.005)
     args = ["recorder:app", "--workers", "3", "--stop-timeout", str(STOP_TIMEOUT)]
     service = ServiceProcess(args, cwd=tmp_path, env=env)
     seqs = itertools.count()

@@ -14,6 +14,7 @@ from service_process import (
     emit_numbered,
     eventually,
     http_get,
+    recorder_env,
     records,
 )
 
@@ -28,13 +29,7 @@ async def test_readiness_follows_the_broker_and_the_shutdown_while_liveness_stay
     port, topic, record = free_port(), fresh("health"), tmp_path / "records.txt"
     url = f"{redis.url}?block=0.2&timeout=1"
     (tmp_path / "recorder.py").write_text(RECORDER_APP)
-    env = {
-        "TEST_BACKEND_URL": url,
-        "TEST_GROUP": fresh("group"),
-        "TEST_TOPIC": topic,
-        "TEST_RECORD": str(record),
-        "TEST_HANDLER_DELAY": "1.5",
-    }
+    env = recorder_env(url, fresh("group"), topic, record, handler_delay=1.5)
     service = ServiceProcess(
         ["recorder:app", "--health-port", str(port), "--stop-timeout", "20"], cwd=tmp_path, env=env
     )

@@ -16,6 +16,7 @@ from service_process import (
     emit_numbered,
     eventually,
     http_get,
+    recorder_env,
     records,
     until_ready,
 )
@@ -48,13 +49,7 @@ async def test_one_scrape_counts_every_workers_events(
     url = f"{redis_server.url}?block=0.2&batch_size=5"
     topic, record, port = fresh("metered"), tmp_path / "records.txt", free_port()
     (tmp_path / "metered.py").write_text(METERED_APP)
-    env = {
-        "TEST_BACKEND_URL": url,
-        "TEST_GROUP": fresh("group"),
-        "TEST_TOPIC": topic,
-        "TEST_RECORD": str(record),
-        "TEST_HANDLER_DELAY": "0.01",
-    }
+    env = recorder_env(url, fresh("group"), topic, record, handler_delay=0.01)
     service = ServiceProcess(
         ["metered:app", "--workers", "2", "--health-port", str(port)], cwd=tmp_path, env=env
     )
