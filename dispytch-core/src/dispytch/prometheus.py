@@ -41,6 +41,7 @@ from dispytch.instrumentation import Delivery, Emission, HandlerCall, Instrument
 __all__ = ["Metrics", "mark_worker_dead", "render_latest"]
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""The environment variable naming the directory of prometheus-client's multiprocess mode."""
 
 DURATION_BUCKETS = (
     0.0005,

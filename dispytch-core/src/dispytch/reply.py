@@ -24,7 +24,9 @@ CORRELATION_ID = "dispytch-correlation-id"
 REPLIES_TOPIC_PREFIX = "dispytch.replies."
 """Every replies topic starts so; a listener sends replies to no other topic."""
 REPLY_EVENT = "dispytch.reply"
+"""Event type of a reply whose body is the handler's answer."""
 ERROR_REPLY_EVENT = "dispytch.reply.error"
+"""Event type of a reply whose body is a `ReplyError`: the request has no answer."""
 
 _ANY = TypeAdapter[Any](Any)
 
