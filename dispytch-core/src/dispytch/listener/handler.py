@@ -65,7 +65,8 @@ class Handler:
 
     @property
     def name(self) -> str:
-        return f"{self.spec.func.__module__}.{self.spec.func.__qualname__}"
+        """The handler's name in logs, metrics and dead letters: see `handler_name`."""
+        return handler_name(self.spec.func)
 
     @property
     def events_body(self) -> Any:
@@ -94,6 +95,11 @@ class Handler:
         except DependencyError as exc:
             raise DependencyError(f"handler for topic {self.spec.topic!r}: {exc}") from None
         return replace(self, plan=plan)
+
+
+def handler_name(func: Callable[..., Any]) -> str:
+    """The name a listener knows a handler function by (module and qualified name)."""
+    return f"{func.__module__}.{func.__qualname__}"
 
 
 def handler_spec(

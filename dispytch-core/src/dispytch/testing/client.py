@@ -13,15 +13,10 @@ from dispytch.app import App
 from dispytch.backends.memory import MemoryProducer
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import EventBase
+from dispytch.listener.handler import handler_name
 from dispytch.listener.listener import EventListener
 from dispytch.serialization import Serializer
-from dispytch.testing.recording import (
-    CallRecord,
-    DeadLetterRecord,
-    EmittedEvents,
-    Recorder,
-    handler_name,
-)
+from dispytch.testing.recording import CallRecord, DeadLetterRecord, EmittedEvents, Recorder
 from dispytch.testing.stand_in import StandInBroker, StandIns
 
 Overrides = Mapping[Callable[..., Any], Any]

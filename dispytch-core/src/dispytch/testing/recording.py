@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -18,11 +18,6 @@ _FAILED = "dispytch.testing.failed"
 """Key in `Delivery.state`: {handler name: (attempt, error)} of attempts not retried."""
 
 _FINAL = frozenset({"ack", "dead_letter", "native_dead_letter"})
-
-
-def handler_name(func: Callable[..., Any]) -> str:
-    """The name a listener knows a handler function by (module and qualified name)."""
-    return f"{func.__module__}.{func.__qualname__}"
 
 
 @dataclass(eq=False)
