@@ -6,9 +6,15 @@ from __future__ import annotations
 import logging
 import sys
 
-from dispytch.logging import JSONFormatter, LogFormat
+from dispytch.logging import JSONFormatter, LogFormat, configure_logging
 
 _settings: dict[str, LogFormat] = {"format": "text"}
+
+
+def configure_output(log_level: str, log_format: LogFormat) -> None:
+    """Set up the process's log records (`log_level`, `log_format`) and what `say` writes."""
+    configure_logging(log_level, log_format)
+    use_format(log_format)
 
 
 def use_format(log_format: LogFormat) -> None:

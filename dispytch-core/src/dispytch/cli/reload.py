@@ -8,11 +8,10 @@ import asyncio
 import os
 import signal
 
-from dispytch.cli.console import say, use_format
+from dispytch.cli.console import configure_output, say
 from dispytch.cli.errors import CommandError
 from dispytch.cli.options import RunOptions
 from dispytch.cli.worker_process import WorkerProcess
-from dispytch.logging import configure_logging
 
 
 def run_with_reload(options: RunOptions) -> int:
@@ -23,8 +22,7 @@ def run_with_reload(options: RunOptions) -> int:
         raise CommandError(
             "--reload needs watchfiles: pip install 'dispytch-core[reload]'"
         ) from None
-    configure_logging(options.log_level, options.log_format)
-    use_format(options.log_format)
+    configure_output(options.log_level, options.log_format)
     return asyncio.run(_reload_loop(options))
 
 

@@ -19,12 +19,11 @@ import socket
 import tempfile
 from dataclasses import dataclass
 
-from dispytch.cli.console import say, use_format
+from dispytch.cli.console import configure_output, say
 from dispytch.cli.health_server import HealthServer
 from dispytch.cli.options import RunOptions
-from dispytch.cli.target import load_app
+from dispytch.cli.target import app_to_run
 from dispytch.cli.worker_process import WorkerProcess
-from dispytch.logging import configure_logging
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 """Seconds before restarting a crashed worker: doubling from the first to the most."""
@@ -38,8 +37,7 @@ _CHILD_STATUS_TIMEOUT = 2.0
 def supervise(options: RunOptions) -> int:
     """Run `options.workers` workers until a signal (exit code 0 when every worker
     drained cleanly) or until they keep crashing (exit code 1)."""
-    configure_logging(options.log_level, options.log_format)
-    use_format(options.log_format)
+    configure_output(options.log_level, options.log_format)
     env = dict(os.environ)
     for variable in ("DISPYTCH_WORKERS", "DISPYTCH_RELOAD", "DISPYTCH_HEALTH_PORT"):
         env.pop(variable, None)
@@ -49,13 +47,7 @@ def supervise(options: RunOptions) -> int:
         env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         # Import the app here once, so that a typo fails at once instead of in every worker.
-        load_app(
-            options.app,
-            factory=options.factory,
-            backend=options.backend,
-            group=options.group,
-            stop_timeout=options.stop_timeout,
-        )
+        app_to_run(options)
         return asyncio.run(Supervisor(options, env).run())
     finally:
         if metrics_dir is not None:

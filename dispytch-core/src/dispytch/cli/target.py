@@ -10,6 +10,7 @@ from typing import Any
 
 from dispytch.app import App
 from dispytch.cli.errors import CommandError
+from dispytch.cli.options import RunOptions
 from dispytch.listener.group import HandlerGroup
 from dispytch.listener.listener import EventListener
 
@@ -31,6 +32,17 @@ def load_app(
         found.stop_timeout = stop_timeout
         return found
     return App([_listener_for(found, backend, group)], stop_timeout=stop_timeout)
+
+
+def app_to_run(options: RunOptions) -> App:
+    """The App `dispytch run` serves, as its options name it."""
+    return load_app(
+        options.app,
+        factory=options.factory,
+        backend=options.backend,
+        group=options.group,
+        stop_timeout=options.stop_timeout,
+    )
 
 
 def _listener_for(found: Any, backend: str | None, group: str | None) -> EventListener:

@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 from dispytch.app import App
 from dispytch.cli import event_loop
-from dispytch.cli.console import say, use_format
+from dispytch.cli.console import configure_output, say
 from dispytch.cli.health_server import HealthServer
 from dispytch.cli.options import RunOptions
-from dispytch.cli.target import load_app
-from dispytch.logging import configure_logging
+from dispytch.cli.target import app_to_run
 
 logger = logging.getLogger("dispytch.cli")
 
@@ -25,15 +24,8 @@ _ORPHAN_CHECK_INTERVAL = 1.0
 
 def run_worker(options: RunOptions) -> int:
     """Serve the app until a signal stops it (exit code 0) or a listener fails (1)."""
-    configure_logging(options.log_level, options.log_format)
-    use_format(options.log_format)
-    app = load_app(
-        options.app,
-        factory=options.factory,
-        backend=options.backend,
-        group=options.group,
-        stop_timeout=options.stop_timeout,
-    )
+    configure_output(options.log_level, options.log_format)
+    app = app_to_run(options)
     try:
         event_loop.run(serve(app, options), options.loop)
     except Exception as exc:
