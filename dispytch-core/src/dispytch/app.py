@@ -73,7 +73,7 @@ class App:
     async def start(self) -> None:
         """Start everything; return once every listener is consuming."""
         if self._stack is not None:
-            raise RuntimeError("the app is already started")
+            raise RuntimeError("the app is already started: stop() it before starting it again")
         self._stopping = False
         stack = AsyncExitStack()
         try:

@@ -169,7 +169,10 @@ class TestClient:
 
     async def __aenter__(self) -> Self:
         if self.running:
-            raise RuntimeError("this TestClient is already running")
+            raise RuntimeError(
+                "this TestClient is already running: leave its `async with` block before "
+                "entering it again"
+            )
         self._switch()
         try:
             await self.app.start()
