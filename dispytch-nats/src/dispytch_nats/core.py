@@ -126,7 +126,8 @@ class CoreConsumer(Consumer):
         self._dropped = 0
 
     async def start(self) -> None:
-        """Subscribe; return once the server confirmed the subscriptions."""
+        """Subscribe; return once the server has processed the subscriptions, so that a
+        message published from then on reaches this consumer."""
         if self._subscriptions:
             return
         if self._client is None:
@@ -136,7 +137,7 @@ class CoreConsumer(Consumer):
             self._subscriptions.append(
                 await client.subscribe(filter_subject, queue=self.group, cb=self._receive)
             )
-        await client.flush(math.ceil(self.settings.timeout))
+        await _confirmed(client, self.settings.timeout)
 
     async def listen(self) -> AsyncIterator[Message]:
         """Yield messages as they arrive."""
@@ -193,6 +194,25 @@ class CoreConsumer(Consumer):
             return
         self._buffer.append(raw)
         self._arrived.set()
+
+
+async def _confirmed(client: Client, timeout: float) -> None:
+    """Return once the server has processed every subscription sent so far.
+
+    `client.flush()` cannot tell: nats-py writes its PING straight to the socket, ahead
+    of the SUBs still waiting in its outgoing buffer, so the PONG may come first. A
+    message to a subscription of our own goes out behind them, so when it comes back
+    they were processed.
+    """
+    echo = client.new_inbox()
+    subscription = await client.subscribe(echo, max_msgs=1)
+    await client.publish(echo, b"")
+    try:
+        await subscription.next_msg(timeout)
+    except NatsError as exc:
+        raise RuntimeError(
+            f"the NATS server did not confirm the subscriptions within {timeout}s"
+        ) from exc
 
 
 async def _ping(client: Client | None, settings: NatsSettings) -> None:
