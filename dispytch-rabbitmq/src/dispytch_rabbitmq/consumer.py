@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, cast
 
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
@@ -108,20 +109,29 @@ class RabbitMQConsumer(Consumer):
                 await self.stop()
                 raise
 
+    _purpose = "consumer"
+    """What the connection is for, in its name as the broker shows it."""
+
     async def _open(self, settings: RabbitMQSettings, subscription: Subscription) -> AbstractQueue:
-        connection = await connect(settings, f"consumer {subscription.group}")
+        connection = await connect(settings, f"{self._purpose} {subscription.group}")
         try:
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=settings.prefetch)
-            queue = await topology.group_queue(
-                channel, settings, subscription.group, subscription.patterns
-            )
+            queue = await self._declare(channel, settings, subscription)
         except BaseException:
             await connection.close()
             raise
         connection.reconnect_callbacks.add(self._report_reconnect)
         self._connection = connection
         return queue
+
+    async def _declare(
+        self, channel: AbstractChannel, settings: RabbitMQSettings, subscription: Subscription
+    ) -> AbstractQueue:
+        """The queue to consume: the group's, bound to its handlers' topics."""
+        return await topology.group_queue(
+            channel, settings, subscription.group, subscription.patterns
+        )
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Call `callback` each time the connection is back after being lost (settings only:

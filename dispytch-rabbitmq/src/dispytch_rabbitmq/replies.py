@@ -9,12 +9,11 @@ declared per emitter, not per request.
 
 from __future__ import annotations
 
-from aio_pika.abc import AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from dispytch.backends.backend import Subscription
 from dispytch.routing import TopicPattern
 from dispytch_rabbitmq import topology
-from dispytch_rabbitmq.connection import connect
 from dispytch_rabbitmq.consumer import RabbitMQConsumer
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
@@ -27,21 +26,18 @@ class RabbitMQReplyConsumer(RabbitMQConsumer):
         pattern = TopicPattern(topic, settings.topic_delimiter)
         super().__init__(settings=settings, subscription=Subscription(topic, (pattern,)))
 
-    async def _open(self, settings: RabbitMQSettings, subscription: Subscription) -> AbstractQueue:
-        connection = await connect(settings, f"replies {subscription.group}")
-        try:
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=settings.prefetch)
-            source = await topology.exchange(channel, settings)
-            queue: AbstractQueue = await channel.declare_queue(
-                subscription.group, exclusive=True, auto_delete=True
-            )
-            for key in topology.binding_keys(subscription.patterns, settings):
-                await queue.bind(source, key)
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
+    _purpose = "replies"
+
+    async def _declare(
+        self, channel: AbstractChannel, settings: RabbitMQSettings, subscription: Subscription
+    ) -> AbstractQueue:
+        """The exclusive replies queue, bound to the replies topic."""
+        source = await topology.exchange(channel, settings)
+        queue: AbstractQueue = await channel.declare_queue(
+            subscription.group, exclusive=True, auto_delete=True
+        )
+        for key in topology.binding_keys(subscription.patterns, settings):
+            await queue.bind(source, key)
         return queue
 
 
