@@ -69,6 +69,7 @@ class EmittedEvents(Sequence[EventBase]):
         self._events: list[EventBase] = []
 
     def add(self, event: EventBase) -> None:
+        """Record `event` as emitted."""
         self._events.append(event)
 
     @overload
