@@ -261,6 +261,8 @@ async def test_batch_handlers_run_under_the_test_client() -> None:
         await client.emit(Row(table="t", n=1))
         await client.emit(Row(table="t", n=-1))
     assert stored.items == [[1]]
+    with pytest.raises(ValueError, match="is a batch handler: the test client does not record"):
+        client.calls(store)
     [letter] = client.dead_letters
     assert (letter.reason, letter.attempts) == ("handler_failed", 1)
     assert letter.handler is not None

@@ -89,13 +89,20 @@ class TestClient:
 
     def calls(self, handler: Callable[..., Any]) -> list[CallRecord]:
         """Each call (attempt) of `handler` so far, with the `Event` it got; its body is
-        `.body`. `ValueError` for a function no listener has as a handler."""
+        `.body`. `ValueError` for a function no listener has as a handler, and for a batch
+        handler, whose calls are not recorded (they pass through no middleware)."""
         name = handler_name(handler)
-        known = {h.name for listener in self.app.listeners for h in listener.handlers}
-        if name not in known:
+        handlers = {h.name: h for listener in self.app.listeners for h in listener.handlers}
+        if name not in handlers:
             raise ValueError(
                 f"{name} is not a handler of the listeners under test; "
-                f"their handlers are: {', '.join(sorted(known)) or 'none'}"
+                f"their handlers are: {', '.join(sorted(handlers)) or 'none'}"
+            )
+        if handlers[name].spec.batch is not None:
+            raise ValueError(
+                f"{name} is a batch handler: the test client does not record its calls, "
+                "which pass through no middleware; check what the handler did (its effects, "
+                "client.dead_letters) instead"
             )
         return [call for call in self._recorder.calls if call.handler == name]
 
