@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel
-from support import WAIT, fresh
+from support import WAIT, fresh, let_run
 
 from dispytch import (
     Batch,
@@ -22,7 +22,9 @@ from dispytch import (
     EventListener,
     TopicSegment,
 )
+from dispytch.backends.memory import get_broker
 from dispytch.instrumentation import Delivery, HandlerCall, Instrumentation
+from dispytch.routing import TopicPattern
 from dispytch.testing import Probe, TestClient, running
 
 
@@ -267,3 +269,30 @@ async def test_batch_handlers_run_under_the_test_client() -> None:
     assert (letter.reason, letter.attempts) == ("handler_failed", 1)
     assert letter.handler is not None
     assert letter.handler.endswith("store")
+
+
+@pytest.mark.asyncio
+async def test_max_in_flight_counts_the_messages_of_batches() -> None:
+    name, group = fresh("broker"), fresh("group")
+    get_broker(name).join(group, [TopicPattern("rows.{table}")])
+    async with EventEmitter.from_url(f"memory://{name}") as emitter:
+        for n in range(25):
+            await emitter.emit(Row(table="t", n=n))
+    listener = EventListener.from_url(
+        f"memory://{name}", group=group, listener_options={"max_in_flight": 10}
+    )
+    release, calls = asyncio.Event(), Probe()
+
+    @listener.handler(topic="rows.{table}", event="row", batch=Batch(max_size=10, max_wait=0.05))
+    async def store(events: list[Event[RowBody]]) -> None:
+        calls.add([e.body.n for e in events])
+        await release.wait()
+
+    async with running(listener):
+        await calls.wait_for(1, WAIT)
+        await let_run()
+        assert (await listener.health()).in_flight == 10, "no message pulled past the bound"
+        assert calls.items == [list(range(10))]
+        release.set()
+        await calls.wait_for(3, WAIT)
+    assert calls.items == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
