@@ -8,7 +8,6 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dispytch.dead_letter import Reason
@@ -49,48 +48,40 @@ class BatchHost(Protocol):
         envelope: Envelope | None = None,
     ) -> Outcome: ...
 
-    async def settle_batched(self, settling: Settling, outcome: Outcome | None) -> None: ...
+    async def settle_batched(
+        self, settlings: Sequence[Settling], outcomes: Sequence[Outcome | None]
+    ) -> None: ...
 
     def report_unsettled(self, msg: Message, error: BaseException) -> None: ...
 
 
 class Settling:
-    """A message waiting for its batch handlers: settled when the last of them is done,
-    with the strongest outcome of all its handlers."""
+    """A message waiting for its batch handlers, with its envelope: settled when the
+    last of them is done, with the strongest outcome of all its handlers."""
 
-    __slots__ = ("message", "outcome", "waiting")
+    __slots__ = ("envelope", "message", "outcome", "waiting")
 
-    def __init__(self, message: Message, outcome: Outcome | None, waiting: int) -> None:
+    def __init__(
+        self, message: Message, envelope: Envelope, outcome: Outcome | None, waiting: int
+    ) -> None:
         self.message = message
+        self.envelope = envelope
         self.outcome = outcome
         self.waiting = waiting
 
 
-@dataclass(eq=False, slots=True)
-class _Entry:
-    """One message in a batch: its event once validated, what instrumentation hears of
-    it, and how the batch handler is done with it (`outcome` None: handled)."""
-
-    settling: Settling
-    envelope: Envelope
-    event: Event[Any] | None = None
-    call: HandlerCall | None = None
-    outcome: Outcome | None = None
-
-    @property
-    def message(self) -> Message:
-        return self.settling.message
-
-
-@dataclass(eq=False)
 class _Open:
-    """A batch being collected, and the task that will run it."""
+    """A batch being collected (its messages, nothing more per message), and the task
+    that will run it."""
 
-    entries: list[_Entry] = field(default_factory=list)
-    full: asyncio.Event = field(default_factory=asyncio.Event)
-    previous: asyncio.Task[None] | None = None
-    """The batch of the same key before this one, which runs first."""
-    task: asyncio.Task[None] | None = None
+    __slots__ = ("full", "previous", "settlings", "task")
+
+    def __init__(self, previous: asyncio.Task[None] | None) -> None:
+        self.settlings: list[Settling] = []
+        self.full = asyncio.Event()
+        self.previous = previous
+        """The batch of the same key before this one, which runs first."""
+        self.task: asyncio.Task[None] | None = None
 
 
 class BatchRunner:
@@ -109,17 +100,18 @@ class BatchRunner:
         self._open: dict[str | None, _Open] = {}
         self._last: dict[str | None, asyncio.Task[None]] = {}
 
-    def add(self, settling: Settling, envelope: Envelope) -> asyncio.Task[None]:
+    def add(self, settling: Settling) -> asyncio.Task[None]:
         """Put a message in its key's open batch; the task that runs that batch."""
         key = settling.message.key
         current = self._open.get(key)
         if current is None:
-            current = self._open[key] = _Open(previous=self._last.get(key))
-            task = asyncio.create_task(self._collect_then_run(key, current))
-            self._last[key] = current.task = task
+            current = self._open[key] = _Open(self._last.get(key))
+            task = current.task = asyncio.create_task(self._collect_then_run(key, current))
+            self._last[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
-        current.entries.append(_Entry(settling, envelope))
-        if len(current.entries) >= self.batch.max_size:
+        settlings = current.settlings
+        settlings.append(settling)
+        if len(settlings) >= self.batch.max_size:
             del self._open[key]
             current.full.set()
         assert current.task is not None
@@ -146,57 +138,66 @@ class BatchRunner:
             if self._open.get(key) is current:
                 del self._open[key]
             previous = current.previous
+            current.previous = None
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})  # batches of one key run in order
-            await self._run(current.entries)
+            await self._run(current.settlings)
         except Exception as exc:  # a failure nothing below foresaw
             logger.exception(
                 "batch handler %s failed unexpectedly; the broker will redeliver its messages",
                 self.handler.name,
             )
-            self._left_unsettled(current.entries, exc)
+            self._left_unsettled(current.settlings, exc)
         except BaseException as exc:  # cancelled: the listener is stopping
-            self._left_unsettled(current.entries, exc)
+            self._left_unsettled(current.settlings, exc)
             raise
 
-    def _left_unsettled(self, entries: list[_Entry], error: BaseException) -> None:
-        for entry in entries:
-            if entry.settling.waiting > 0:
-                self.dispatcher.report_unsettled(entry.message, error)
+    def _left_unsettled(self, settlings: list[Settling], error: BaseException) -> None:
+        for settling in settlings:
+            if settling.waiting > 0:
+                self.dispatcher.report_unsettled(settling.message, error)
 
-    async def _run(self, entries: list[_Entry]) -> None:
-        """Validate, call with retries, then settle every message of the batch."""
-        dispatcher, handler = self.dispatcher, self.handler
-        pending: list[_Entry] = []
-        for entry in entries:
-            if dispatcher.instrumentation is not None:
-                entry.call = dispatcher.handler_call(handler, entry.message, entry.envelope)
+    async def _run(self, settlings: list[Settling]) -> None:
+        """Validate, call with retries, then settle every message of the batch in one pass.
+
+        The batch's events, handler calls and outcomes are lists by position in
+        `settlings`, made here: a message waiting for its batch holds nothing more."""
+        dispatcher, handler, body = self.dispatcher, self.handler, self.body
+        size = len(settlings)
+        events: list[Event[Any] | None] = [None] * size
+        outcomes: list[Outcome | None] = [None] * size
+        calls: list[HandlerCall] | None = None
+        if dispatcher.instrumentation is not None:
+            calls = [dispatcher.handler_call(handler, s.message, s.envelope) for s in settlings]
+        pending: list[int] = []
+        for index, settling in enumerate(settlings):
             try:
-                entry.event = validated_event(self.body, entry.envelope, entry.message)
+                events[index] = validated_event(body, settling.envelope, settling.message)
             except InvalidEvent as exc:
-                entry.outcome = await dispatcher.dead_letter(
-                    entry.message, exc, "invalid", handler, 1, entry.envelope
+                outcomes[index] = await dispatcher.dead_letter(
+                    settling.message, exc, "invalid", handler, 1, settling.envelope
                 )
             else:
-                pending.append(entry)
+                pending.append(index)
         attempt = 1
         policy = handler.spec.retry
         while pending:
-            failures = await self._call(pending, attempt)
-            retry: list[_Entry] = []
-            for entry, error in failures:
+            failures = await self._call(settlings, events, calls, pending, attempt)
+            retry: list[int] = []
+            for index, error in failures:
                 if policy.should_retry(error, attempt):
-                    retry.append(entry)
+                    retry.append(index)
                     continue
+                settling = settlings[index]
                 logger.warning(
                     "batch handler %s failed on a message from %s (attempt %d): %r",
                     handler.name,
-                    entry.message.topic,
+                    settling.message.topic,
                     attempt,
                     error,
                 )
-                entry.outcome = await dispatcher.dead_letter(
-                    entry.message, error, "handler_failed", handler, attempt, entry.envelope
+                outcomes[index] = await dispatcher.dead_letter(
+                    settling.message, error, "handler_failed", handler, attempt, settling.envelope
                 )
             if not retry:
                 break
@@ -209,57 +210,63 @@ class BatchRunner:
                 attempt,
                 delay,
             )
-            for entry in retry:
-                if entry.call is not None and dispatcher.instrumentation is not None:
-                    dispatcher.instrumentation.retry_scheduled(entry.call, delay)
+            if calls is not None and dispatcher.instrumentation is not None:
+                for index in retry:
+                    dispatcher.instrumentation.retry_scheduled(calls[index], delay)
             await asyncio.sleep(delay)
             pending, attempt = retry, attempt + 1
-        for entry in entries:
-            await dispatcher.settle_batched(entry.settling, entry.outcome)
+        await dispatcher.settle_batched(settlings, outcomes)
 
     async def _call(
-        self, pending: list[_Entry], attempt: int
-    ) -> list[tuple[_Entry, BaseException]]:
-        """Call the handler once on `pending`'s events; the entries that failed, with why."""
+        self,
+        settlings: list[Settling],
+        events: list[Event[Any] | None],
+        calls: list[HandlerCall] | None,
+        pending: list[int],
+        attempt: int,
+    ) -> list[tuple[int, BaseException]]:
+        """Call the handler once on the `pending` positions' events; the positions that
+        failed, with why."""
         dispatcher = self.dispatcher
-        events = [entry.event for entry in pending if entry.event is not None]
-        calls = [entry.call for entry in pending if entry.call is not None]
-        for call in calls:
+        batch = [event for index in pending if (event := events[index]) is not None]
+        started = [] if calls is None else [calls[index] for index in pending]
+        for call in started:
             dispatcher.call_started(call, attempt)
         try:
-            first = pending[0]
-            await run(self.handler.plan, Scope(first.envelope, first.message, {}, events))
-            failures: list[tuple[_Entry, BaseException]] = []
+            first = settlings[pending[0]]
+            await run(self.handler.plan, Scope(first.envelope, first.message, {}, batch))
+            failures: list[tuple[int, BaseException]] = []
         except BatchFailed as exc:
-            failures = self._failed_entries(pending, exc)
+            failures = self._failed_positions(events, pending, exc)
         except Exception as exc:
-            failures = [(entry, exc) for entry in pending]
+            failures = [(index, exc) for index in pending]
         except BaseException as exc:  # cancelled: the listener is stopping
-            for call in reversed(calls):
+            for call in reversed(started):
                 dispatcher.call_finished(call, exc)
             raise
-        errors = {id(entry): error for entry, error in failures}
-        for entry in reversed(pending):  # the reverse order, for context tokens set on start
-            if entry.call is not None:
-                dispatcher.call_finished(entry.call, errors.get(id(entry)))
+        if started:
+            errors = dict(failures)
+            for index in reversed(pending):  # the reverse order, for context tokens set on start
+                assert calls is not None
+                dispatcher.call_finished(calls[index], errors.get(index))
         return failures
 
-    def _failed_entries(
-        self, pending: Sequence[_Entry], failed: BatchFailed
-    ) -> list[tuple[_Entry, BaseException]]:
-        by_event = {id(entry.event): entry for entry in pending}
-        found: dict[int, tuple[_Entry, BaseException]] = {}
+    def _failed_positions(
+        self, events: list[Event[Any] | None], pending: list[int], failed: BatchFailed
+    ) -> list[tuple[int, BaseException]]:
+        by_event = {id(events[index]): index for index in pending}
+        found: dict[int, BaseException] = {}
         for event, error in failed.errors():
-            entry = by_event.get(id(event))
-            if entry is None:
+            index = by_event.get(id(event))
+            if index is None:
                 logger.warning(
                     "batch handler %s reported a failed event that is not in its batch "
                     "(pass the Event objects it was given); ignored",
                     self.handler.name,
                 )
                 continue
-            found.setdefault(id(entry), (entry, error))
-        return list(found.values())
+            found.setdefault(index, error)
+        return list(found.items())
 
 
 async def hand_to_batches(
@@ -272,7 +279,7 @@ async def hand_to_batches(
     """Run `msg`'s single-event handlers, then put it in the batches of its batch handlers;
     the future that is done once those settled it."""
     if len(matched) == 1:  # the usual case: the batch handler alone
-        return runners[id(matched[0][0])].add(Settling(msg, None, 1), envelope)
+        return runners[id(matched[0][0])].add(Settling(msg, envelope, None, 1))
     outcome: Outcome | None = None
     batched: list[BatchRunner] = []
     for handler, segments in matched:
@@ -282,6 +289,6 @@ async def hand_to_batches(
             continue
         done = await dispatcher.run_handler(handler, msg, envelope, segments)
         outcome = done if outcome is None else max(outcome, done)
-    settling = Settling(msg, outcome, len(batched))
-    tasks = [runner.add(settling, envelope) for runner in batched]
+    settling = Settling(msg, envelope, outcome, len(batched))
+    tasks = [runner.add(settling) for runner in batched]
     return tasks[0] if len(tasks) == 1 else asyncio.gather(*tasks)

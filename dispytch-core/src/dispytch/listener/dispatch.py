@@ -154,27 +154,30 @@ class Dispatcher:
             delivery.reason = "stopped" if isinstance(error, asyncio.CancelledError) else "failed"
             self.instrumentation.message_settled(delivery)  # type: ignore[union-attr]
 
-    async def settle_batched(self, settling: Settling, outcome: Outcome | None) -> None:
-        """One batch handler is done with a message (`outcome` None: handled); the last
-        of its handlers settles it, with the strongest outcome of them all."""
-        if outcome is not None and (settling.outcome is None or outcome > settling.outcome):
-            settling.outcome = outcome
-        settling.waiting -= 1
-        if settling.waiting:
-            return
-        msg, final = settling.message, settling.outcome or Outcome.ACK
-        try:
-            await self._settle(msg, final)
-        except Exception as exc:
-            logger.exception(
-                "settling a message from %s failed; the broker will redeliver it",
-                msg.topic,
-                extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
-            )
-            self.report_unsettled(msg, exc)
-            return
-        if self.instrumentation is not None:
-            self._report_settled(msg, final)
+    async def settle_batched(
+        self, settlings: Sequence[Settling], outcomes: Sequence[Outcome | None]
+    ) -> None:
+        """A batch handler is done with `settlings`' messages (an outcome None: handled);
+        each is settled by the last of its handlers, with the strongest outcome of them all."""
+        for settling, outcome in zip(settlings, outcomes, strict=True):
+            if outcome is not None and (settling.outcome is None or outcome > settling.outcome):
+                settling.outcome = outcome
+            settling.waiting -= 1
+            if settling.waiting:
+                continue
+            msg, final = settling.message, settling.outcome or Outcome.ACK
+            try:
+                await self._settle(msg, final)
+            except Exception as exc:
+                logger.exception(
+                    "settling a message from %s failed; the broker will redeliver it",
+                    msg.topic,
+                    extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
+                )
+                self.report_unsettled(msg, exc)
+                continue
+            if self.instrumentation is not None:
+                self._report_settled(msg, final)
 
     def _outcome(self, msg: Message) -> Awaitable[Outcome | asyncio.Future[Any]]:
         """The coroutine that handles `msg` and says how to settle it."""
