@@ -81,8 +81,9 @@ from harness import (
     best_of,
     count_until,
     counter_dependency,
+    encode_event,
     encoded,
-    envelope,
+    event_envelope,
     fresh,
     handler,
     until,
@@ -166,16 +167,20 @@ async def _emit(bootstrap: str, n: int, scenario: str, implementation: str, emit
 
 
 async def _emit_raw(bootstrap: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
+
     async def send_all(producer: AIOKafkaProducer) -> None:
-        deliveries = [await producer.send(topic, encoded(i)) for i in range(n)]
+        deliveries = [await producer.send(topic, encode_event(e)) for e in events]
         await asyncio.gather(*deliveries)
 
     return await _with_aiokafka(bootstrap, send_all)
 
 
 async def _emit_concurrently(bootstrap: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
+
     async def send_all(producer: AIOKafkaProducer) -> None:
-        await asyncio.gather(*(producer.send_and_wait(topic, encoded(i)) for i in range(n)))
+        await asyncio.gather(*(producer.send_and_wait(topic, encode_event(e)) for e in events))
 
     return await _with_aiokafka(bootstrap, send_all)
 
@@ -219,11 +224,12 @@ async def _emit_many(emitter: EventEmitter, events: list[BenchEvent]) -> None:
 
 
 async def _emit_seam(bootstrap: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     producer = KafkaProducer.from_settings(KafkaSettings(bootstrap_servers=bootstrap, **PRODUCER))
     await producer.start()
     try:
         start = time.perf_counter()
-        deliveries = [producer.enqueue(OutgoingMessage(topic, encoded(i))) for i in range(n)]
+        deliveries = [producer.enqueue(OutgoingMessage(topic, encode_event(e))) for e in events]
         for delivery in deliveries:
             await delivery
         return time.perf_counter() - start
@@ -232,11 +238,12 @@ async def _emit_seam(bootstrap: str, n: int, topic: str) -> float:
 
 
 async def _emit_faststream(bootstrap: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     broker = KafkaBroker(bootstrap, logger=None, **PRODUCER)
     await broker.connect()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(broker.publish(envelope(i), topic=topic) for i in range(n)))
+        await asyncio.gather(*(broker.publish(event_envelope(e), topic=topic) for e in events))
         return time.perf_counter() - start
     finally:
         await broker.stop()

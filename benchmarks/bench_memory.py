@@ -39,8 +39,8 @@ from harness import (
     best_of,
     count_until,
     counter_dependency,
+    encode_event,
     handler,
-    sample_body,
 )
 
 TOPIC = "bench.events"
@@ -59,7 +59,7 @@ async def throughput(n: int) -> list[Row]:
     events = bench_events(TOPIC, n)
     return await best_of(
         [
-            lambda: _emit_raw(n),
+            lambda: _emit_raw(events),
             lambda: _emit_dispytch(events),
             lambda: _consume_raw(events),
             lambda: _consume_fast(events),
@@ -73,23 +73,15 @@ def _row(scenario: str, implementation: str, n: int, seconds: float) -> Row:
     return Row("memory", scenario, implementation, n, seconds, ack=ack)
 
 
-async def _emit_raw(n: int) -> Row:
-    broker_name = uuid.uuid4().hex
-    producer = MemoryProducer(get_broker(broker_name))
-    bodies = [sample_body(i) for i in range(n)]
+async def _emit_raw(events: list[BenchEvent]) -> Row:
+    producer = MemoryProducer(get_broker(uuid.uuid4().hex))
+
+    async def send(event: BenchEvent) -> None:
+        await producer.publish(OutgoingMessage(TOPIC, encode_event(event)))
+
     start = time.perf_counter()
-
-    async def send(body: dict[str, object]) -> None:
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "type": "bench",
-            "body": body,
-            "timestamp": int(time.time() * 1000),
-        }
-        await producer.publish(OutgoingMessage(TOPIC, json.dumps(envelope).encode()))
-
-    await asyncio.gather(*(send(b) for b in bodies))
-    return _row("emit", "raw memory producer", n, time.perf_counter() - start)
+    await asyncio.gather(*(send(e) for e in events))
+    return _row("emit", "raw memory producer", len(events), time.perf_counter() - start)
 
 
 async def _emit_dispytch(events: list[BenchEvent]) -> Row:

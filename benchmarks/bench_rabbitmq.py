@@ -41,6 +41,7 @@ from brokers import RabbitMQServer
 from dispytch import EventEmitter, EventListener
 from harness import (
     COUNTER,
+    BenchEvent,
     Counter,
     Envelope,
     LatencyRow,
@@ -50,7 +51,9 @@ from harness import (
     best_of,
     count_until,
     counter_dependency,
+    encode_event,
     envelope,
+    event_envelope,
     handler,
 )
 
@@ -101,14 +104,16 @@ async def _emit_raw(url: str, n: int, topic: str) -> float:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(EXCHANGE, "topic", durable=True)
 
-        async def publish(i: int) -> None:
+        events = bench_events(topic, n)
+
+        async def publish(event: BenchEvent) -> None:
             message = aio_pika.Message(
-                json.dumps(envelope(i)).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                encode_event(event), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
             )
             await exchange.publish(message, topic, mandatory=True)
 
         start = time.perf_counter()
-        await asyncio.gather(*(publish(i) for i in range(n)))
+        await asyncio.gather(*(publish(e) for e in events))
         return time.perf_counter() - start
 
 
@@ -123,13 +128,16 @@ async def _emit_dispytch(url: str, n: int, topic: str) -> float:
 async def _emit_faststream(url: str, n: int, topic: str) -> float:
     broker = RabbitBroker(url, logger=None)
     exchange = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+    events = bench_events(topic, n)
     await broker.connect()
     try:
         start = time.perf_counter()
         await asyncio.gather(
             *(
-                broker.publish(envelope(i), exchange=exchange, routing_key=topic, persist=True)
-                for i in range(n)
+                broker.publish(
+                    event_envelope(e), exchange=exchange, routing_key=topic, persist=True
+                )
+                for e in events
             )
         )
         return time.perf_counter() - start

@@ -52,6 +52,7 @@ from dispytch_redis import RedisPubSubSettings, RedisStreamsSettings
 from dispytch_redis.plugin import pubsub_consumer, pubsub_producer, stream_consumer, stream_producer
 from harness import (
     COUNTER,
+    BenchEvent,
     Counter,
     Envelope,
     LatencyRow,
@@ -61,8 +62,9 @@ from harness import (
     best_of,
     count_until,
     counter_dependency,
+    encode_event,
     encoded,
-    envelope,
+    event_envelope,
     fresh,
     handler,
     until,
@@ -128,19 +130,19 @@ async def _emit(url: str, n: int, backend: str, implementation: str, emit: Emit)
 async def _emit_one_by_one(url: str, n: int, backend: str, implementation: str) -> Row:
     """`n` events sent one after another, each awaited before the next is sent."""
     topic = fresh("emit")
+    events = bench_events(topic, n)
     if implementation.startswith("raw"):
         client = RedisStreamsSettings(url=url).client()
         send = partial(client.xadd, topic) if backend == "redis" else None
         start = time.perf_counter()
-        for i in range(n):
+        for event in events:
             if send is not None:
-                await send({"payload": encoded(i)})
+                await send({"payload": encode_event(event)})
             else:
-                await client.publish(topic, encoded(i))
+                await client.publish(topic, encode_event(event))
         seconds = time.perf_counter() - start
         await client.aclose()
     else:
-        events = bench_events(topic, n)
         async with EventEmitter.from_backend(backend, url=url) as emitter:
             start = time.perf_counter()
             for event in events:
@@ -150,20 +152,22 @@ async def _emit_one_by_one(url: str, n: int, backend: str, implementation: str) 
 
 
 async def _emit_raw_streams(url: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     client = RedisStreamsSettings(url=url).client()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(client.xadd(topic, {"payload": encoded(i)}) for i in range(n)))
+        await asyncio.gather(*(client.xadd(topic, {"payload": encode_event(e)}) for e in events))
         return time.perf_counter() - start
     finally:
         await client.aclose()
 
 
 async def _emit_raw_pubsub(url: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     client = RedisPubSubSettings(url=url).client()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(client.publish(topic, encoded(i)) for i in range(n)))
+        await asyncio.gather(*(client.publish(topic, encode_event(e)) for e in events))
         return time.perf_counter() - start
     finally:
         await client.aclose()
@@ -181,46 +185,50 @@ def _emit_dispytch(backend: str) -> Emit:
 
 
 async def _emit_seam_streams(url: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     producer = stream_producer(RedisStreamsSettings(url=url))
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(producer.send(topic, encoded(i)) for i in range(n)))
+        await asyncio.gather(*(producer.send(topic, encode_event(e)) for e in events))
         return time.perf_counter() - start
     finally:
         await producer.stop()
 
 
 async def _emit_seam_pubsub(url: str, n: int, topic: str) -> float:
+    events = bench_events(topic, n)
     producer = pubsub_producer(RedisPubSubSettings(url=url))
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(producer.send(topic, encoded(i)) for i in range(n)))
+        await asyncio.gather(*(producer.send(topic, encode_event(e)) for e in events))
         return time.perf_counter() - start
     finally:
         await producer.stop()
 
 
 async def _emit_faststream_streams(url: str, n: int, topic: str) -> float:
-    return await _emit_faststream(url, n, {"stream": topic})
+    return await _emit_faststream(url, bench_events(topic, n), {"stream": topic})
 
 
 async def _emit_faststream_pubsub(url: str, n: int, topic: str) -> float:
-    return await _emit_faststream(url, n, {"channel": topic})
+    return await _emit_faststream(url, bench_events(topic, n), {"channel": topic})
 
 
-async def _emit_faststream(url: str, n: int, destination: dict[str, str]) -> float:
+async def _emit_faststream(
+    url: str, events: list[BenchEvent], destination: dict[str, str]
+) -> float:
     """FastStream's pool raises past its size, so sends wait for one of as many slots."""
     broker = RedisBroker(url, logger=None, max_connections=POOL)
     slots = asyncio.Semaphore(POOL)
 
-    async def publish(i: int) -> None:
+    async def publish(event: BenchEvent) -> None:
         async with slots:
-            await broker.publish(envelope(i), **destination)  # type: ignore[call-overload]
+            await broker.publish(event_envelope(event), **destination)  # type: ignore[call-overload]
 
     await broker.connect()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(publish(i) for i in range(n)))
+        await asyncio.gather(*(publish(e) for e in events))
         return time.perf_counter() - start
     finally:
         await broker.stop()

@@ -90,6 +90,21 @@ def encoded(i: int) -> bytes:
     return json.dumps(envelope(i)).encode()
 
 
+def event_envelope(event: EventBase) -> dict[str, Any]:
+    """The wire envelope of a pydantic `event`, as a hand-written producer builds it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": EVENT_TYPE,
+        "body": event.model_dump(mode="json"),
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+def encode_event(event: EventBase) -> bytes:
+    """`event` in its envelope as JSON: what every emit row sends, from the same events."""
+    return json.dumps(event_envelope(event)).encode()
+
+
 class Counter:
     """What every benchmark handler counts with, through one injected dependency.
 

@@ -3,6 +3,7 @@ entry format, topic patterns, claiming, delivery counts, and clients of every sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -273,3 +274,21 @@ async def test_a_key_that_is_not_a_stream_is_named_in_the_error(redis: Redis) ->
     consumer = RedisStreamConsumer(redis, "billing", [topic])
     with pytest.raises(ResponseError, match=rf"on stream '{re.escape(topic)}': WRONGTYPE"):
         await consumer.start()
+
+
+async def test_concurrent_emits_share_pipelines_in_order_and_fail_one_by_one(
+    redis: Redis, streams_settings: dict[str, Any]
+) -> None:
+    topic, not_a_stream = fresh("pipelined"), fresh("string")
+    await redis.set(not_a_stream, "a plain string key")
+    async with EventEmitter.from_backend("redis", **streams_settings) as emitter:
+        outcomes = await asyncio.gather(
+            *(emitter.emit(Note(stream=topic, n=n)) for n in range(2500)),
+            emitter.emit(Note(stream=not_a_stream, n=-1)),
+            return_exceptions=True,
+        )
+    *sent, refused = outcomes
+    assert sent == [None] * 2500, "every emit but the refused one succeeded"
+    assert isinstance(refused, ResponseError), "XADD to a string key fails that emit only"
+    entries = await redis.xrange(topic)
+    assert [json.loads(f[b"payload"])["body"]["n"] for _, f in entries] == list(range(2500))
