@@ -9,7 +9,9 @@ over FastStream's (the first "faststream ..." row of its scenario).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import time
 from dataclasses import asdict
@@ -29,13 +31,19 @@ def piece(kind: str, row: Result) -> tuple[str, ...]:
 
 
 def store(path: Path, kind: str, rows: list[Result]) -> None:
-    """Replace, in the results file at `path`, the pieces `rows` belong to."""
-    saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    stamp = f"{time.strftime('%Y-%m-%d %H:%M')} UTC, Python {platform.python_version()}"
-    fresh = {piece(kind, r) for r in rows}
-    kept = [s for s in saved if _key(s) not in fresh]
-    added = [{"kind": kind, "when": stamp, **_encode(asdict(r))} for r in rows]
-    path.write_text(json.dumps(kept + added, indent=1) + "\n")
+    """Replace, in the results file at `path`, the pieces `rows` belong to (under a lock,
+    so that pieces finishing at once in separate processes keep each other's rows)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        stamp = (
+            f"{time.strftime('%Y-%m-%d %H:%M')} UTC, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
+        )
+        fresh = {piece(kind, r) for r in rows}
+        kept = [s for s in saved if _key(s) not in fresh]
+        added = [{"kind": kind, "when": stamp, **_encode(asdict(r))} for r in rows]
+        path.write_text(json.dumps(kept + added, indent=1) + "\n")
 
 
 def load(path: Path) -> dict[str, list[Any]]:
@@ -93,6 +101,7 @@ def _name(implementation: str, loop: str) -> str:
 def throughput_table(rows: list[Row]) -> str:
     """Rates (median run, fastest run) and time-to-last-ack, each also as a ratio to the
     hand-written loop and to FastStream: above 1 is faster, for the ack column too."""
+    rows = sorted(rows, key=lambda r: (r.backend, r.loop != "asyncio"))
     raw: dict[tuple[str, str, str], Row] = {}
     faststream: dict[tuple[str, str, str], Row] = {}
     for r in rows:
@@ -132,6 +141,7 @@ def _inverse(seconds: float | None, reference: float | None) -> str:
 def latency_table(rows: list[LatencyRow]) -> str:
     """Medians over rounds of each percentile; the target column checks p50 <= 1.1 x and
     p99 <= 1.2 x + 1 ms of the hand-written loop's."""
+    rows = sorted(rows, key=lambda r: (r.backend, r.rate, r.loop != "asyncio"))
     raw: dict[tuple[str, int, str], LatencyRow] = {}
     faststream: dict[tuple[str, int, str], LatencyRow] = {}
     for r in rows:
@@ -173,6 +183,7 @@ def _arrivals(row: LatencyRow) -> str:
 
 def memory_table(rows: list[MemoryRow]) -> str:
     """Resident MiB after each count of events, and the growth from 100k to the last."""
+    rows = sorted(rows, key=lambda r: (r.backend, r.loop != "asyncio"))
     counts = sorted({count for r in rows for count in r.points})
     lines = [
         "| backend | implementation | "
