@@ -476,9 +476,11 @@ async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
                         client = Redis.from_url(url)
                         await client.xgroup_create(topic, group, id="0", mkstream=True)
                         await client.aclose()
+                    faststream = backend == "redis" and name.startswith("faststream")
+                    sender = "redis-faststream" if faststream else backend
                     results[name].append(
                         await paced.measure(
-                            backend, url, topic, rate, seconds, partial(running, topic, group)
+                            sender, url, topic, rate, seconds, partial(running, topic, group)
                         )
                     )
             config = f"XREADGROUP COUNT {BATCH}" if backend == "redis" else ""

@@ -8,7 +8,7 @@ event past the warm-up (by sequence number, `user_id`). A round is `WARM_UP` sec
 warm-up and `seconds` measured; it reports p50/p99/p99.9/max in milliseconds and how many
 of the measured events arrived (waiting up to `GRACE` seconds after the emitter ends).
 
-    python benchmarks/latency.py BROKER URL TOPIC RATE WARM_UP SECONDS
+    python benchmarks/latency.py SENDER URL TOPIC RATE WARM_UP SECONDS
 
 A broker's sender is registered in SENDERS: a function opening the client and returning
 `send(payloads)` that sends a burst of encoded envelopes to the topic.
@@ -57,22 +57,27 @@ async def _kafka(bootstrap: str, topic: str) -> AsyncIterator[Send]:
         await producer.stop()
 
 
-@asynccontextmanager
-async def _redis(url: str, topic: str) -> AsyncIterator[Send]:
-    from redis.asyncio import Redis
+def _redis(field: str) -> Sender:
+    """XADD each payload as the entry field `field`."""
 
-    client = Redis.from_url(url)
+    @asynccontextmanager
+    async def sender(url: str, topic: str) -> AsyncIterator[Send]:
+        from redis.asyncio import Redis
 
-    async def send(payloads: list[bytes]) -> None:
-        async with client.pipeline(transaction=False) as pipe:
-            for payload in payloads:
-                pipe.xadd(topic, {"payload": payload})
-            await pipe.execute()
+        client = Redis.from_url(url)
 
-    try:
-        yield send
-    finally:
-        await client.aclose()
+        async def send(payloads: list[bytes]) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for payload in payloads:
+                    pipe.xadd(topic, {field: payload})
+                await pipe.execute()
+
+        try:
+            yield send
+        finally:
+            await client.aclose()
+
+    return sender
 
 
 @asynccontextmanager
@@ -113,7 +118,8 @@ async def _rabbitmq(url: str, topic: str) -> AsyncIterator[Send]:
 
 SENDERS: dict[str, Sender] = {
     "kafka": _kafka,
-    "redis": _redis,
+    "redis": _redis("payload"),
+    "redis-faststream": _redis("__data__"),  # the entry field FastStream reads
     "redis-pubsub": _redis_pubsub,
     "rabbitmq": _rabbitmq,  # TOPIC is "<exchange>/<routing key>"
 }
@@ -145,10 +151,11 @@ Consumer = Callable[[], AbstractAsyncContextManager[object]]
 
 
 async def measure(
-    broker: str, url: str, topic: str, rate: int, seconds: float, consumer: Consumer
+    sender: str, url: str, topic: str, rate: int, seconds: float, consumer: Consumer
 ) -> dict[str, float]:
-    """One round: start `consumer`, run the paced emitter process into `topic`, and
-    return the latency percentiles (ms) of the measured events and how many arrived."""
+    """One round: start `consumer`, run the paced emitter process (`SENDERS[sender]`)
+    into `topic`, and return the latency percentiles (ms) of the measured events and how
+    many arrived."""
     warm = int(rate * WARM_UP)
     measured = int(rate * seconds)
     COUNTER.reset(warm + measured, record=True, warm_up=warm)
@@ -156,7 +163,7 @@ async def measure(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             __file__,
-            broker,
+            sender,
             url,
             topic,
             str(rate),
@@ -166,7 +173,7 @@ async def measure(
         )
         out, _ = await process.communicate()
         if process.returncode:
-            raise RuntimeError(f"the paced emitter for {broker} failed ({process.returncode})")
+            raise RuntimeError(f"the paced emitter {sender} failed ({process.returncode})")
         with suppress(asyncio.TimeoutError):  # what has not arrived by then is counted lost
             await asyncio.wait_for(COUNTER.reached.wait(), GRACE)
     recorded, COUNTER.latencies = COUNTER.latencies or [], None

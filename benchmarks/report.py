@@ -162,7 +162,11 @@ def latency_table(rows: list[LatencyRow]) -> str:
         p50, p99 = r.median("p50"), r.median("p99")
         target = "-"
         if ref is not None and r is not ref:
-            met = p50 <= 1.1 * ref.median("p50") and p99 <= 1.2 * ref.median("p99") + 1.0
+            met = (
+                r.all_arrived
+                and p50 <= 1.1 * ref.median("p50")
+                and p99 <= 1.2 * ref.median("p99") + 1.0
+            )
             target = "met" if met else "missed"
         arrived = "yes" if r.all_arrived else _arrivals(r)
         worst = max(x["max"] for x in r.rounds)
