@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
-Command = Callable[[Pipeline], object]
-"""Queues one command on a pipeline (`lambda pipe: pipe.publish(channel, payload)`)."""
+Command = Callable[[Pipeline | Redis], object]
+"""Issues one command on a pipeline, or on the client for a lone command
+(`lambda redis: redis.publish(channel, payload)`)."""
 
 MAX_BATCH = 1000
 """Commands per pipeline at most."""
@@ -59,10 +61,13 @@ class Pipelining:
 
     async def _send_batch(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for command, _ in batch:
-                    command(pipe)
-                replies = await pipe.execute(raise_on_error=False)
+            if len(batch) == 1:  # a lone command skips the pipeline's bookkeeping
+                replies = [await _alone(batch[0][0], self.redis)]
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for command, _ in batch:
+                        command(pipe)
+                    replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # the pipeline as a whole failed: so did each command
             for _, reply in batch:
                 if not reply.done():
@@ -79,3 +84,11 @@ class Pipelining:
                 reply.set_exception(answer)
             else:
                 reply.set_result(answer)
+
+
+async def _alone(command: Command, redis: Redis) -> Any:
+    """Run `command` on the client itself; its error is its reply, as in a pipeline."""
+    try:
+        return await cast(Awaitable[Any], command(redis))
+    except ResponseError as exc:
+        return exc
