@@ -363,6 +363,10 @@ class RedisStreamConsumer(Consumer):
     async def _send(self, acks: dict[str, list[str]]) -> None:
         if not acks:
             return
+        if len(acks) == 1:  # one stream: one XACK, without a pipeline's bookkeeping
+            ((stream, ids),) = acks.items()
+            await self.redis.xack(stream, self.group, *ids)
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for stream, ids in acks.items():
                 pipe.xack(stream, self.group, *ids)
