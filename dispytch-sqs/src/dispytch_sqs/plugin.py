@@ -28,6 +28,7 @@ def sqs_capabilities(settings: SQSSettings) -> Capabilities:
         wildcards=False,
         native_dead_letter=settings.max_receive_count is not None,
         max_payload_bytes=settings.max_payload_bytes,
+        max_in_flight_per_key=1 if settings.fifo else None,
     )
 
 

@@ -26,6 +26,10 @@ class Capabilities:
     max_payload_bytes: int | None = None
     """The largest encoded event the broker carries, in bytes; None when it declares none.
     A limit, not a feature: `offered()` leaves it out."""
+    max_in_flight_per_key: int | None = None
+    """How many messages sharing a key the consumer hands out before the first of them is
+    settled (an SQS FIFO group's one at a time, say); None when it sets no bound. A batch of
+    one key never holds more. A limit, not a feature: `offered()` leaves it out."""
 
     def offered(self) -> list[str]:
         """Names of the capabilities this backend offers."""
