@@ -23,7 +23,7 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import close
-from dispytch_nats.payload import check_size
+from dispytch_nats.payload import check_size, refuse_config
 from dispytch_nats.settings import NatsSettings
 from dispytch_nats.subjects import Subjects, check_topic
 
@@ -81,10 +81,7 @@ class CoreProducer(Producer):
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish `message` on its subject, headers included."""
-        if message.config is not None:
-            raise TypeError(
-                f"the NATS backend takes no __backend_config__, got {type(message.config).__name__}"
-            )
+        refuse_config(message.config)
         client = self._client
         if client is None:
             await self.start()

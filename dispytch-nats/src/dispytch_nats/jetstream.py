@@ -31,7 +31,7 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import cancel_and_wait, close
-from dispytch_nats.payload import check_size
+from dispytch_nats.payload import check_size, refuse_config
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams
 from dispytch_nats.subjects import Subjects, check_topic, root
@@ -101,10 +101,7 @@ class JetStreamProducer(Producer):
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish `message`, headers included, and wait for JetStream to store it."""
-        if message.config is not None:
-            raise TypeError(
-                f"the NATS backend takes no __backend_config__, got {type(message.config).__name__}"
-            )
+        refuse_config(message.config)
         streams = self._streams
         if streams is None:
             await self.start()

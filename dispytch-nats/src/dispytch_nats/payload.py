@@ -1,16 +1,25 @@
-"""How large a message the NATS servers take."""
+"""What a message to the NATS servers may carry: no backend config, and how large it may be."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from nats.aio.client import Client
+from pydantic import BaseModel
 
 _HEADER_LINE = len("NATS/1.0\r\n\r\n")
 
 
 class PayloadTooLarge(ValueError):
     """An event is larger than the servers' `max_payload`."""
+
+
+def refuse_config(config: BaseModel | None) -> None:
+    """Raise `TypeError` for a `__backend_config__`: the NATS backend takes none."""
+    if config is not None:
+        raise TypeError(
+            f"the NATS backend takes no __backend_config__, got {type(config).__name__}"
+        )
 
 
 def check_size(
