@@ -86,6 +86,7 @@ from harness import (
     event_envelope,
     fresh,
     handler,
+    in_background,
     until,
 )
 
@@ -462,12 +463,10 @@ async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
 async def _raw_running(bootstrap: str, topic: str, group: str) -> AsyncIterator[None]:
     consumer = _raw_consumer(bootstrap, topic, group, **FETCH)
     await consumer.start()
-    task = asyncio.create_task(_raw_loop(consumer, json.loads, 2**62))
     try:
-        yield
+        async with in_background(_raw_loop(consumer, json.loads, 2**62)):
+            yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await consumer.stop()
 
 

@@ -67,6 +67,7 @@ from harness import (
     event_envelope,
     fresh,
     handler,
+    in_background,
     until,
 )
 
@@ -493,12 +494,10 @@ async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
 @asynccontextmanager
 async def _raw_streams_running(url: str, topic: str, group: str) -> AsyncIterator[None]:
     client = RedisStreamsSettings(url=url).client(read_timeout=10)
-    task = asyncio.create_task(_raw_streams_loop(client, topic, group, 2**62))
     try:
-        yield
+        async with in_background(_raw_streams_loop(client, topic, group, 2**62)):
+            yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
 
 
@@ -508,12 +507,10 @@ async def _raw_pubsub_running(url: str, topic: str, group: str) -> AsyncIterator
     pubsub = client.pubsub()
     await pubsub.subscribe(topic)
     await pubsub.get_message(timeout=5)  # the subscription's confirmation
-    task = asyncio.create_task(_raw_pubsub_loop(pubsub, 2**62))
     try:
-        yield
+        async with in_background(_raw_pubsub_loop(pubsub, 2**62)):
+            yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
 

@@ -22,7 +22,8 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -263,6 +264,17 @@ async def best_of(scenarios: Sequence[Scenario]) -> list[Row]:
             )
         )
     return best
+
+
+@asynccontextmanager
+async def in_background(loop: Coroutine[Any, Any, Any]) -> AsyncIterator[None]:
+    """Run `loop` as a task for the block; cancel it and wait for it to end after."""
+    task = asyncio.create_task(loop)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> float:

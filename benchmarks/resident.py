@@ -29,7 +29,15 @@ HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tools")]
 
 from dispytch import EventListener  # noqa: E402
-from harness import COUNTER, Payload, count_until, counter_dependency, encoded, handler  # noqa: E402
+from harness import (  # noqa: E402
+    COUNTER,
+    Payload,
+    count_until,
+    counter_dependency,
+    encoded,
+    handler,
+    in_background,
+)
 
 FEED = 10_000
 TOPIC = "bench.memory"
@@ -95,12 +103,10 @@ def _memory(implementation: str) -> tuple[Running, Callable[[int], Awaitable[Non
                 await handler(Payload.model_validate(data["body"]), counter_dependency())
                 consumer.ack(msg)
 
-        task = asyncio.create_task(loop())
         try:
-            yield
+            async with in_background(loop()):
+                yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await consumer.stop()
 
     @asynccontextmanager
@@ -150,12 +156,10 @@ def _kafka(implementation: str, bootstrap: str, topic: str, group: str) -> Runni
                         }
                     )
 
-        task = asyncio.create_task(loop())
         try:
-            yield
+            async with in_background(loop()):
+                yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await consumer.stop()
 
     @asynccontextmanager
