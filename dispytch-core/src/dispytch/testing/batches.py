@@ -12,41 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import pytest
 from pydantic import BaseModel
 
-from dispytch.backends.capabilities import Capabilities
 from dispytch.dead_letter import DEAD_LETTER_EVENT, DeadLetter
 from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
 from dispytch.listener.batch import Batch, BatchFailed
 from dispytch.listener.listener import EventListener
+from dispytch.testing._kit import KitBackend, fresh
 from dispytch.testing.probe import Probe, running
 
 
-class _Backend(Protocol):
-    """What these tests use of the kit's `BackendUnderTest`."""
-
-    name: str
-    settle: float
-    timeout: float
-
-    @property
-    def capabilities(self) -> Capabilities: ...
-
-    @property
-    def settings(self) -> Any: ...
+class _Backend(KitBackend, Protocol):
+    """What these tests use of the kit's `BackendUnderTest`: the kit's backend, and how an
+    event gets an ordering key."""
 
     @property
     def key_config(self) -> Callable[[str], BaseModel | None]: ...
-
-    def emitter(self, **options: Any) -> EventEmitter: ...
-
-    def listener(self, group: str, **options: Any) -> EventListener: ...
 
 
 class Item(EventBase):
@@ -65,10 +51,6 @@ class ItemBody(BaseModel):
     seq: int
 
 
-def _fresh(kind: str) -> str:
-    return f"conformance.batch.{kind}.{uuid.uuid4().hex[:12]}"
-
-
 async def _emit(
     emitter: EventEmitter, backend: _Backend, topic: str, lane: str, seqs: range
 ) -> None:
@@ -83,7 +65,7 @@ class BatchConformance:
 
     @staticmethod
     def _dead_letters(backend: _Backend, topic: str, letters: Probe) -> EventListener:
-        dlq = backend.listener(_fresh("group"))
+        dlq = backend.listener(fresh("group"))
 
         @dlq.handler(topic=f"{topic}.dlq", event=DEAD_LETTER_EVENT)
         async def collect(event: Event[DeadLetter]) -> None:
@@ -94,8 +76,8 @@ class BatchConformance:
     @pytest.mark.asyncio
     async def test_batches_are_bounded_and_keep_order_per_key(self, backend: _Backend) -> None:
         _needs_several_in_flight_per_key(backend)
-        topic, calls, seen = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"), max_in_flight=1500)
+        topic, calls, seen = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"), max_in_flight=1500)
 
         @listener.handler(
             topic=topic, event=Item.__event_type__, batch=Batch(max_size=500, max_wait=0.2)
@@ -124,8 +106,8 @@ class BatchConformance:
 
     @pytest.mark.asyncio
     async def test_partial_batch_is_handled_after_max_wait(self, backend: _Backend) -> None:
-        topic, calls = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, calls = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(
             topic=topic, event=Item.__event_type__, batch=Batch(max_size=100, max_wait=0.3)
@@ -143,8 +125,8 @@ class BatchConformance:
 
     @pytest.mark.asyncio
     async def test_invalid_body_is_dead_lettered_alone(self, backend: _Backend) -> None:
-        topic, seen, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, seen, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(
             topic=topic, event=Item.__event_type__, batch=Batch(max_size=20, max_wait=0.3)
@@ -173,8 +155,8 @@ class BatchConformance:
     @pytest.mark.asyncio
     async def test_failing_batch_dead_letters_each_message(self, backend: _Backend) -> None:
         _needs_several_in_flight_per_key(backend)
-        topic, calls, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, calls, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(
             topic=topic,
@@ -211,8 +193,8 @@ class BatchConformance:
     @pytest.mark.asyncio
     async def test_partial_failure_retries_only_the_failed(self, backend: _Backend) -> None:
         _needs_several_in_flight_per_key(backend)
-        topic, calls, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, calls, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(
             topic=topic,
@@ -251,7 +233,7 @@ class BatchConformance:
         caps = backend.capabilities
         if not caps.persistent:
             pytest.skip(f"backend {backend.name!r} does not declare persistent")
-        topic, group = _fresh("topic"), _fresh("group")
+        topic, group = fresh("topic"), fresh("group")
         finished, stuck, again = Probe(), Probe(), Probe()
         listener = backend.listener(group)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from dispytch.emitter.emitter import EventEmitter
 from dispytch.event import Event, EventBase
 from dispytch.listener.listener import EventListener
 from dispytch.middleware import EmitContext
+from dispytch.testing._kit import fresh
 from dispytch.testing.batches import BatchConformance
 from dispytch.testing.observability import ObservabilityConformance
 from dispytch.testing.probe import Probe, running
@@ -97,10 +97,6 @@ _ENVELOPE_ROOM = 1024
 """Bytes of an encoded `Ping` besides its `data`, with room to spare."""
 
 
-def _fresh(kind: str) -> str:
-    return f"conformance.{kind}.{uuid.uuid4().hex[:12]}"
-
-
 class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchConformance):
     """Subclass it and override the `backend` fixture."""
 
@@ -127,8 +123,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_round_trip(self, backend: BackendUnderTest) -> None:
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
             await emitter.emit(Ping(route=topic, seq=7, data="hello"))
@@ -141,8 +137,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_emit_right_after_start_is_delivered(self, backend: BackendUnderTest) -> None:
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         async with backend.emitter() as emitter:
             await listener.start()
@@ -155,8 +151,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_a_started_listener_is_healthy(self, backend: BackendUnderTest) -> None:
-        listener = backend.listener(_fresh("group"))
-        self.recording(listener, _fresh("topic"), Probe())
+        listener = backend.listener(fresh("group"))
+        self.recording(listener, fresh("topic"), Probe())
         await listener.start()
         try:
             health = await listener.health()
@@ -169,9 +165,9 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_topic_isolation(self, backend: BackendUnderTest) -> None:
-        first, second = _fresh("topic"), _fresh("topic")
+        first, second = fresh("topic"), fresh("topic")
         got_first, got_second = Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        listener = backend.listener(fresh("group"))
         self.recording(listener, first, got_first)
         self.recording(listener, second, got_second)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
@@ -186,8 +182,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_many_messages_none_lost(self, backend: BackendUnderTest) -> None:
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
             await asyncio.gather(
@@ -198,8 +194,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_concurrent_emits(self, backend: BackendUnderTest) -> None:
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         async with running(listener, settle=backend.settle), backend.emitter() as emitter:
             emits = [
@@ -212,8 +208,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     @pytest.mark.asyncio
     async def test_large_payload(self, backend: BackendUnderTest) -> None:
         """A 1 MB event, or the largest the backend declares it carries."""
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         limit = backend.capabilities.max_payload_bytes
         data = "x" * (1_000_000 if limit is None else min(1_000_000, limit - _ENVELOPE_ROOM))
@@ -231,13 +227,13 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
             pytest.skip(f"backend {backend.name!r} declares no payload limit")
         async with backend.emitter() as emitter:
             with pytest.raises(Exception):  # noqa: B017, PT011 - the backend's own error type
-                await emitter.emit(Ping(route=_fresh("topic"), seq=1, data="x" * limit))
+                await emitter.emit(Ping(route=fresh("topic"), seq=1, data="x" * limit))
 
     @pytest.mark.asyncio
     async def test_order_per_key(self, backend: BackendUnderTest) -> None:
         self.need(backend, "ordering")
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=topic, event=Ping.__event_type__)
         async def slow(event: Event[PingBody]) -> None:
@@ -254,8 +250,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     @pytest.mark.asyncio
     async def test_headers_round_trip(self, backend: BackendUnderTest) -> None:
         self.need(backend, "headers")
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
 
         async def trace(ctx: EmitContext, call_next: Callable[[EmitContext], Any]) -> None:
@@ -275,7 +271,7 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     @pytest.mark.asyncio
     async def test_competing_consumers_in_a_group(self, backend: BackendUnderTest) -> None:
         self.need(backend, "consumer_groups")
-        topic, group, probe = _fresh("topic"), _fresh("group"), Probe()
+        topic, group, probe = fresh("topic"), fresh("group"), Probe()
         first, second = backend.listener(group), backend.listener(group)
         self.recording(first, topic, probe)
         self.recording(second, topic, probe)
@@ -289,8 +285,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_fan_out_across_groups(self, backend: BackendUnderTest) -> None:
-        topic, one, other = _fresh("topic"), Probe(), Probe()
-        first, second = backend.listener(_fresh("group")), backend.listener(_fresh("group"))
+        topic, one, other = fresh("topic"), Probe(), Probe()
+        first, second = backend.listener(fresh("group")), backend.listener(fresh("group"))
         self.recording(first, topic, one)
         self.recording(second, topic, other)
         async with running(first, settle=backend.settle), running(second, settle=backend.settle):
@@ -310,7 +306,7 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
         self, backend: BackendUnderTest
     ) -> None:
         self.need(backend, "persistent")
-        topic, group = _fresh("topic"), _fresh("group")
+        topic, group = fresh("topic"), fresh("group")
         started, redelivered = Probe(), Probe()
         stuck = backend.listener(group)
 
@@ -323,15 +319,15 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
             async with running(stuck, settle=backend.settle, stop_timeout=0.2):
                 await emitter.emit(Ping(route=topic, seq=1))
                 await started.wait_for(1, backend.timeout)
-            fresh = backend.listener(group)
-            self.recording(fresh, topic, redelivered)
-            async with running(fresh, settle=backend.settle):
+            restarted = backend.listener(group)
+            self.recording(restarted, topic, redelivered)
+            async with running(restarted, settle=backend.settle):
                 [event] = await redelivered.wait_for(1, backend.timeout)
         assert event.body.seq == 1
 
     @pytest.mark.asyncio
     async def test_graceful_stop_finishes_in_flight(self, backend: BackendUnderTest) -> None:
-        topic, group = _fresh("topic"), _fresh("group")
+        topic, group = fresh("topic"), fresh("group")
         started, finished = Probe(), Probe()
         listener = backend.listener(group)
 
@@ -363,8 +359,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     @pytest.mark.asyncio
     async def test_nack_leads_to_redelivery(self, backend: BackendUnderTest) -> None:
         self.need(backend, "redelivery")
-        topic, probe = _fresh("topic"), Probe()
-        listener = backend.listener(_fresh("group"), dead_letter_topic=None, redelivery_delay=0.05)
+        topic, probe = fresh("topic"), Probe()
+        listener = backend.listener(fresh("group"), dead_letter_topic=None, redelivery_delay=0.05)
 
         @listener.handler(topic=topic, event=Ping.__event_type__)
         async def fails_once(event: Event[PingBody]) -> None:
@@ -381,8 +377,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     async def test_handler_failure_retried_then_dead_lettered(
         self, backend: BackendUnderTest
     ) -> None:
-        topic, calls, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, calls, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"))
 
         @listener.handler(topic=topic, event=Ping.__event_type__, retries=2, retry_interval=0.01)
         async def always_fails(event: Event[PingBody]) -> None:
@@ -409,8 +405,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
 
     @pytest.mark.asyncio
     async def test_undecodable_payload_dead_lettered(self, backend: BackendUnderTest) -> None:
-        topic, probe, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"))
+        topic, probe, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"))
         self.recording(listener, topic, probe)
         dlq = self.dead_letter_listener(backend, topic, letters)
         garbage = b"\xff\x00 not an event"
@@ -429,8 +425,8 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     async def test_hostile_payloads_are_each_dead_lettered_once(
         self, backend: BackendUnderTest
     ) -> None:
-        topic, probe, letters = _fresh("topic"), Probe(), Probe()
-        listener = backend.listener(_fresh("group"), on_unmatched="dead_letter")
+        topic, probe, letters = fresh("topic"), Probe(), Probe()
+        listener = backend.listener(fresh("group"), on_unmatched="dead_letter")
         self.recording(listener, topic, probe)
         dlq = self.dead_letter_listener(backend, topic, letters)
         hostile = _hostile_payloads()
@@ -450,7 +446,7 @@ class ConformanceSuite(ObservabilityConformance, RequestReplyConformance, BatchC
     def dead_letter_listener(
         self, backend: BackendUnderTest, topic: str, letters: Probe
     ) -> EventListener:
-        dlq = backend.listener(_fresh("group"))
+        dlq = backend.listener(fresh("group"))
 
         @dlq.handler(topic=f"{topic}.dlq", event=DEAD_LETTER_EVENT)
         async def collect(event: Event[DeadLetter]) -> None:
