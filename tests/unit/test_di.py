@@ -236,6 +236,46 @@ async def test_use_cache_false_resolves_at_every_use(wire: Wire) -> None:
         assert await probe.wait_for(1, WAIT) == [{1, 2}]
 
 
+async def test_an_event_and_a_plain_dependency_are_injected_together(wire: Wire) -> None:
+    listener, probe = EventListener(SyncAckConsumer(wire)), Probe()
+
+    @listener.handler(topic="invoices.{invoice_id}", event="paid")
+    async def handle(
+        event: Event[Payment], value: Annotated[str, Dependency(sync_function)]
+    ) -> None:
+        probe.add((event.body, event.topic, value))
+
+    async with running(listener):
+        await emit_paid(wire, 7)
+        assert await probe.wait_for(1, WAIT) == [
+            (Payment(invoice_id=7, amount=100), "invoices.7", "sync function")
+        ]
+
+
+class Amount(BaseModel):
+    amount: int
+
+
+async def test_several_event_parameters_each_get_their_body(wire: Wire) -> None:
+    listener, probe = EventListener(SyncAckConsumer(wire)), Probe()
+
+    @listener.handler(topic="invoices.{invoice_id}", event="paid")
+    async def handle(
+        first: Event[Payment],
+        second: Event[Payment],
+        other: Event[Amount],
+        value: Annotated[str, Dependency(sync_function)],
+    ) -> None:
+        probe.add((first.body, second.body, other.body, value))
+
+    async with running(listener):
+        await emit_paid(wire, 1)
+        payment = Payment(invoice_id=1, amount=100)
+        assert await probe.wait_for(1, WAIT) == [
+            (payment, payment, Amount(amount=100), "sync function")
+        ]
+
+
 # -- errors reported at registration -------------------------------------------------------
 
 

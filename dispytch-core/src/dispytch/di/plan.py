@@ -94,6 +94,9 @@ class Call:
     resolved without awaiting anything."""
     direct_args: tuple[tuple[str, int, Any], ...] = field(init=False)
     """For a direct call, `(name, ARG_*, what)` for each argument, worked out once."""
+    needs_scope: bool = field(init=False)
+    """False for a direct call whose arguments are at most one `Event` and plain
+    functions called as is: it is called without a `Scope`."""
 
     def __post_init__(self) -> None:
         calls = [p for p in self.params.values() if isinstance(p, Call)]
@@ -103,7 +106,11 @@ class Call:
         object.__setattr__(self, "has_teardown", teardown)
         direct = self.kind == "async" and all(c.is_plain for c in calls)
         object.__setattr__(self, "is_direct", direct)
-        object.__setattr__(self, "direct_args", _direct_args(self.params) if direct else ())
+        args = _direct_args(self.params) if direct else ()
+        object.__setattr__(self, "direct_args", args)
+        kinds = [how for _, how, _ in args]
+        scopeless = direct and kinds.count(ARG_EVENT) <= 1 and set(kinds) <= {ARG_EVENT, ARG_CALL}
+        object.__setattr__(self, "needs_scope", not scopeless)
         wants = any(
             isinstance(p, ContextParam) or (isinstance(p, Call) and p.wants_context)
             for p in self.params.values()

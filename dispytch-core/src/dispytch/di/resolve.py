@@ -81,15 +81,13 @@ class Scope:
             assert self._event is not None
             return self._event
         if self._event is None:
-            self._body, self._event = body, self._validated(body)
-            return self._event
+            self._body = body
+            event = self._event = validated_event(body, self.envelope, self.message)
+            return event
         more = self._more = self._more or {}
         if id(body) not in more:
-            more[id(body)] = self._validated(body)
+            more[id(body)] = validated_event(body, self.envelope, self.message)
         return more[id(body)]
-
-    def _validated(self, body: TypeAdapter[Any] | None) -> Event[Any]:
-        return validated_event(body, self.envelope, self.message)
 
 
 def validated_event(body: TypeAdapter[Any] | None, e: Envelope, message: Message) -> Event[Any]:
@@ -102,6 +100,19 @@ def validated_event(body: TypeAdapter[Any] | None, e: Envelope, message: Message
     if isinstance(value, EventBase):  # an emitted event's class, as the body type
         value.id = e.id
     return Event(e.id, e.type, message.topic, value, e.timestamp, message)
+
+
+def run_on(
+    plan: Call, envelope: Envelope, message: Message, segments: dict[str, str]
+) -> Awaitable[Any]:
+    """`run` the handler `plan` on one event, in a `Scope` of its own when it needs one."""
+    if plan.needs_scope:
+        return run(plan, Scope(envelope, message, segments))
+    kwargs = {}
+    for name, how, what in plan.direct_args:  # an Event, and plain functions called as is
+        kwargs[name] = validated_event(what, envelope, message) if how == ARG_EVENT else what()
+    coroutine: Awaitable[Any] = plan.func(**kwargs)
+    return coroutine
 
 
 def run(plan: Call, scope: Scope) -> Awaitable[Any]:

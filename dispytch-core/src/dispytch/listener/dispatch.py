@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from dispytch.dead_letter import KEPT_PAYLOAD_BYTES, DeadLetter, Reason, error_text
 from dispytch.di.plan import EventParam
-from dispytch.di.resolve import InvalidEvent, Scope, run
+from dispytch.di.resolve import InvalidEvent, Scope, run, run_on
 from dispytch.emitter.producer import OutgoingMessage, Producer, publisher
 from dispytch.instrumentation import (
     Delivery,
@@ -69,6 +69,7 @@ class Dispatcher:
         instrumentation: Instrumentation | None = None,
     ) -> None:
         self.consumer = consumer
+        self._async_ack = inspect.iscoroutinefunction(consumer.ack)  # decided once, not per ack
         self.handlers = handlers
         self.serializer = serializer
         self.producer = producer
@@ -107,17 +108,22 @@ class Dispatcher:
             outcome = await self.dead_letter(msg, exc, "internal_error", None, msg.attempt)
         if type(outcome) is not Outcome:
             return outcome
-        await self._settle(msg, outcome)
+        settling = self._settle(msg, outcome)
+        if settling is not None:
+            await settling
         return outcome
 
-    async def _settle(self, msg: Message, outcome: Outcome) -> None:
+    def _settle(self, msg: Message, outcome: Outcome) -> Awaitable[None] | None:
+        """Ack or nack `msg` as `outcome` says; what to await for it, if anything (a plain
+        function, not a coroutine: most acks need no awaiting)."""
         if outcome is Outcome.ACK or outcome is Outcome.DEAD_LETTERED:
-            result = self.consumer.ack(msg)
-            if result is not None and inspect.isawaitable(result):
-                await result
+            acked = self.consumer.ack(msg)
+            if acked is not None and (self._async_ack or inspect.isawaitable(acked)):
+                return acked
         elif outcome is Outcome.NACK:
             assert isinstance(self.consumer, SupportsNack)
-            await self.consumer.nack(msg, delay=self.redelivery_delay)
+            return self.consumer.nack(msg, delay=self.redelivery_delay)
+        return None
 
     def drain_batches(self) -> None:
         """Run open batches now, without waiting for their `max_wait`: no more messages come."""
@@ -167,7 +173,9 @@ class Dispatcher:
                 continue
             msg, final = settling.message, settling.outcome or Outcome.ACK
             try:
-                await self._settle(msg, final)
+                settled = self._settle(msg, final)
+                if settled is not None:
+                    await settled
             except Exception as exc:
                 logger.exception(
                     "settling a message from %s failed; the broker will redeliver it",
@@ -231,18 +239,17 @@ class Dispatcher:
     async def run_handler(
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
     ) -> Outcome:
-        policy = handler.spec.retry
         chain = self._chains.get(id(handler))  # None: no middleware, no Context to build
         call = None if self.instrumentation is None else self.handler_call(handler, msg, envelope)
         attempt = 1
         while True:
-            scope = Scope(envelope, msg, segments)
             if call is not None:
                 self.call_started(call, attempt)
             try:
                 if chain is None:
-                    result = await run(handler.plan, scope)
+                    result = await run_on(handler.plan, envelope, msg, segments)
                 else:
+                    scope = Scope(envelope, msg, segments)
                     event = scope.event(self._body[id(handler)])
                     result = await chain(Context(event, scope, handler, attempt))
                 if call is not None:
@@ -258,6 +265,7 @@ class Dispatcher:
                 if call is not None:
                     self.call_finished(call, exc)
                 fields = _log_fields(self.source, msg, envelope, handler, attempt)
+                policy = handler.spec.retry
                 if not policy.should_retry(exc, attempt):
                     logger.warning(
                         "handler %s failed on %s (attempt %d): %r",

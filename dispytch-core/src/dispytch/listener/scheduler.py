@@ -70,7 +70,8 @@ class Scheduler:
         self._free -= 1
         if key is None:
             self._queue.append(msg)
-            self._call_worker()
+            if not self._starting:  # else a worker on its way takes it
+                self._call_worker()
         elif key in self._lanes:
             self._lanes[key].append(msg)
         else:
@@ -105,10 +106,9 @@ class Scheduler:
         self._queue.clear()
 
     def _call_worker(self) -> None:
-        """Make sure a worker will look at the queue: wake an idle one or start one,
-        unless one is on its way already (a worker drains the whole queue)."""
-        if self._starting:
-            return
+        """Make sure a worker will look at the queue: wake an idle one or start one.
+        Callers check first that none is on its way already (`_starting`): a worker
+        drains the whole queue."""
         if self._idle:
             self._starting += 1
             self._idle.pop().set_result(None)
@@ -157,7 +157,7 @@ class Scheduler:
         handle = self._handle
         while queue:
             msg = queue.popleft()
-            if call_workers and queue:
+            if call_workers and queue and not self._starting:
                 self._call_worker()
             settling = None
             try:
@@ -171,10 +171,13 @@ class Scheduler:
                     extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
                 )
             finally:
-                if settling is None:
-                    self._release()
-                else:
+                if settling is not None:
                     self._hold(settling)
+                else:  # `_release()`, inline: this runs for every message
+                    self._free += 1
+                    room = self._room
+                    if room is not None and self._free >= self._wake_at and not room.done():
+                        room.set_result(None)
 
     def _hold(self, settling: asyncio.Future[Any]) -> None:
         """Keep a message's slot until `settling` (often shared by a whole batch) is done."""
