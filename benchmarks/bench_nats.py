@@ -6,12 +6,20 @@ implementation uses it in the same run and does the same work per event. JetStre
 go to the stream `bench` (subjects `bench` and `bench.>`), created up front as Dispytch
 would create it.
 
-- emit, JetStream: build the JSON envelope and publish it; `n` events published
-  concurrently, each awaited until JetStream acknowledged it. The hand-written loop is a
-  gather over `js.publish` (a request each) and, in a second row, nats-py's pipelined
-  `publish_async`, which Dispytch's producer uses.
-- emit, core: build the JSON envelope and publish it; `n` events, then one flush (a
-  PING answered by the server), so the time covers the server having read them all.
+- emit: build the JSON envelope of an event (the same pydantic events for every
+  implementation, built before the clock starts; the hand-written loops encode them with
+  `encode_event` inside the timing) and publish it. JetStream emits are done once
+  JetStream acknowledged them; core NATS confirms nothing, so core rows end with one
+  flush (a PING answered by the server): the time covers the server having read them all.
+  - emit one by one: `n / 4` events on JetStream (each a round trip), `n` on core NATS,
+    each awaited before the next is sent: a loop of `js.publish` (or `client.publish`)
+    next to a loop of `emitter.emit`.
+  - emit concurrent: `n` events, a task per event: `gather` over `js.publish` (a request
+    each) or `client.publish`, next to `gather` over `emitter.emit` and FastStream's
+    `gather` over `broker.publish`.
+  - emit burst: `n` events handed over at once: nats-py's fastest way, `publish_async`
+    for each then every acknowledgement awaited (core: the publish loop), next to
+    `emitter.emit_many` (no task per event: the producers `enqueue` them).
 - consume, JetStream: `n` events pre-loaded on a fresh subject; a new durable consumer
   reads them in pull batches of 100: decode the envelope, validate `Payload` with
   pydantic, resolve one dependency, call a trivial handler, ack each message. Timed from
@@ -25,9 +33,11 @@ would create it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from faststream import Depends
@@ -40,6 +50,7 @@ from brokers import NatsServer
 from dispytch import EventEmitter, EventListener
 from harness import (
     COUNTER,
+    BenchEvent,
     Counter,
     Envelope,
     Payload,
@@ -48,8 +59,9 @@ from harness import (
     best_of,
     count_until,
     counter_dependency,
+    encode_event,
     encoded,
-    envelope,
+    event_envelope,
     fresh,
     handler,
     until,
@@ -72,23 +84,70 @@ async def throughput(n: int) -> list[Row]:
         client = await nats.connect(url)
         await client.jetstream().add_stream(name=STREAM, subjects=[STREAM, f"{STREAM}.>"])
         await client.close()
+        core = "nats-core"
+        one, concurrent, burst = "emit one by one", "emit concurrent", "emit burst"
         return await best_of(
             [
-                lambda: _emit(url, n, "nats", "raw nats-py", _emit_raw_jetstream),
+                lambda: _emit(url, n // 4, "nats", one, "raw nats-py", _raw_jetstream_one_by_one),
+                lambda: _emit(url, n // 4, "nats", one, "dispytch", _dispytch("nats", _one_by_one)),
                 lambda: _emit(
-                    url, n, "nats", "raw nats-py publish_async", _emit_raw_jetstream_async
+                    url,
+                    n,
+                    "nats",
+                    concurrent,
+                    "raw nats-py gather(publish)",
+                    _raw_jetstream_concurrent,
                 ),
-                lambda: _emit(url, n, "nats", "dispytch", _emit_dispytch("nats")),
-                lambda: _emit(url, n, "nats", "faststream 0.7", _emit_faststream_jetstream),
+                lambda: _emit(
+                    url,
+                    n,
+                    "nats",
+                    concurrent,
+                    "dispytch gather(emit)",
+                    _dispytch("nats", _gather_emits),
+                ),
+                lambda: _emit(
+                    url,
+                    n,
+                    "nats",
+                    concurrent,
+                    "faststream 0.7 gather(publish)",
+                    _faststream_jetstream,
+                ),
+                lambda: _emit(
+                    url, n, "nats", burst, "raw nats-py publish_async loop", _raw_jetstream_burst
+                ),
+                lambda: _emit(
+                    url, n, "nats", burst, "dispytch emit_many", _dispytch("nats", _emit_many)
+                ),
                 lambda: _consume(url, n, "nats", "raw nats-py", _consume_raw_jetstream),
                 lambda: _consume(url, n, "nats", "dispytch", _consume_dispytch("nats")),
                 lambda: _consume(url, n, "nats", "faststream 0.7", _consume_faststream_jetstream),
-                lambda: _emit(url, n, "nats-core", "raw nats-py", _emit_raw_core),
-                lambda: _emit(url, n, "nats-core", "dispytch", _emit_dispytch("nats-core")),
-                lambda: _emit(url, n, "nats-core", "faststream 0.7", _emit_faststream_core),
-                lambda: _consume(url, n, "nats-core", "raw nats-py", _consume_raw_core),
-                lambda: _consume(url, n, "nats-core", "dispytch", _consume_dispytch("nats-core")),
-                lambda: _consume(url, n, "nats-core", "faststream 0.7", _consume_faststream_core),
+                lambda: _emit(url, n, core, one, "raw nats-py", _raw_core_one_by_one),
+                lambda: _emit(url, n, core, one, "dispytch", _dispytch(core, _one_by_one)),
+                lambda: _emit(
+                    url, n, core, concurrent, "raw nats-py gather(publish)", _raw_core_concurrent
+                ),
+                lambda: _emit(
+                    url,
+                    n,
+                    core,
+                    concurrent,
+                    "dispytch gather(emit)",
+                    _dispytch(core, _gather_emits),
+                ),
+                lambda: _emit(
+                    url, n, core, concurrent, "faststream 0.7 gather(publish)", _faststream_core
+                ),
+                lambda: _emit(
+                    url, n, core, burst, "raw nats-py publish loop", _raw_core_one_by_one
+                ),
+                lambda: _emit(
+                    url, n, core, burst, "dispytch emit_many", _dispytch(core, _emit_many)
+                ),
+                lambda: _consume(url, n, core, "raw nats-py", _consume_raw_core),
+                lambda: _consume(url, n, core, "dispytch", _consume_dispytch(core)),
+                lambda: _consume(url, n, core, "faststream 0.7", _consume_faststream_core),
             ]
         )
     finally:
@@ -97,11 +156,20 @@ async def throughput(n: int) -> list[Row]:
 
 # -- emit --------------------------------------------------------------------------------------
 
-Emit = Callable[[str, int, str], Awaitable[float]]
+Emit = Callable[[str, list[BenchEvent], str], Awaitable[float]]
+"""Emit the events on a backend's server; the seconds it took."""
 
 
-async def _emit(url: str, n: int, backend: str, implementation: str, emit: Emit) -> Row:
-    return Row(backend, "emit", implementation, n, await emit(url, n, _subject(backend, "emit")))
+async def _emit(
+    url: str, n: int, backend: str, scenario: str, implementation: str, emit: Emit
+) -> Row:
+    """Time one emit implementation on a fresh subject. The events are built before the
+    clock starts, and the garbage of earlier runs collected: every implementation encodes
+    the same events inside the timing."""
+    subject = _subject(backend, "emit")
+    events = bench_events(subject, n)
+    gc.collect()
+    return Row(backend, scenario, implementation, n, await emit(url, events, subject))
 
 
 def _subject(backend: str, kind: str) -> str:
@@ -110,48 +178,74 @@ def _subject(backend: str, kind: str) -> str:
     return fresh(kind) if backend == "nats" else f"core.{fresh(kind)}"
 
 
-async def _emit_raw_jetstream(url: str, n: int, subject: str) -> float:
+async def _timed_raw(url: str, send_all: Callable[[Client], Awaitable[None]]) -> float:
+    """Seconds `send_all` takes on a fresh nats-py connection."""
     client = await nats.connect(url)
-    js = client.jetstream()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(js.publish(subject, encoded(i), timeout=TIMEOUT) for i in range(n)))
+        await send_all(client)
         return time.perf_counter() - start
     finally:
         await client.close()
 
 
-async def _emit_raw_jetstream_async(url: str, n: int, subject: str) -> float:
+async def _raw_jetstream_one_by_one(url: str, events: list[BenchEvent], subject: str) -> float:
+    async def send_all(client: Client) -> None:
+        js = client.jetstream(timeout=TIMEOUT)
+        for event in events:
+            await js.publish(subject, encode_event(event))
+
+    return await _timed_raw(url, send_all)
+
+
+async def _raw_jetstream_concurrent(url: str, events: list[BenchEvent], subject: str) -> float:
+    async def send_all(client: Client) -> None:
+        js = client.jetstream(timeout=TIMEOUT)
+        await asyncio.gather(*(js.publish(subject, encode_event(e)) for e in events))
+
+    return await _timed_raw(url, send_all)
+
+
+async def _raw_jetstream_burst(url: str, events: list[BenchEvent], subject: str) -> float:
     """nats-py's pipelined publishing: all sent, then every acknowledgement awaited."""
-    client = await nats.connect(url)
-    js = client.jetstream()
-    try:
-        start = time.perf_counter()
-        acks = [await js.publish_async(subject, encoded(i)) for i in range(n)]
+
+    async def send_all(client: Client) -> None:
+        js = client.jetstream(timeout=TIMEOUT)
+        acks = [await js.publish_async(subject, encode_event(e)) for e in events]
         await asyncio.gather(*acks)
-        return time.perf_counter() - start
-    finally:
-        await client.close()
+
+    return await _timed_raw(url, send_all)
 
 
-async def _emit_raw_core(url: str, n: int, subject: str) -> float:
-    client = await nats.connect(url)
-    try:
-        start = time.perf_counter()
-        for i in range(n):
-            await client.publish(subject, encoded(i))
+async def _raw_core_one_by_one(url: str, events: list[BenchEvent], subject: str) -> float:
+    """Core NATS has no acknowledgement: a publish loop, then one flush (a PING answered
+    by the server), so the time covers the server having read them all. The burst row of
+    core NATS is the same loop: it is nats-py's fastest way to send many."""
+
+    async def send_all(client: Client) -> None:
+        for event in events:
+            await client.publish(subject, encode_event(event))
         await client.flush()
-        return time.perf_counter() - start
-    finally:
-        await client.close()
+
+    return await _timed_raw(url, send_all)
 
 
-def _emit_dispytch(backend: str) -> Emit:
-    async def emit(url: str, n: int, subject: str) -> float:
-        events = bench_events(subject, n)
+async def _raw_core_concurrent(url: str, events: list[BenchEvent], subject: str) -> float:
+    async def send_all(client: Client) -> None:
+        await asyncio.gather(*(client.publish(subject, encode_event(e)) for e in events))
+        await client.flush()
+
+    return await _timed_raw(url, send_all)
+
+
+def _dispytch(backend: str, emit_all: Callable[[EventEmitter, list[BenchEvent]], Any]) -> Emit:
+    """Dispytch emitting with `emit_all(emitter, events)`; on core NATS, then one flush as
+    the hand-written loop does."""
+
+    async def emit(url: str, events: list[BenchEvent], subject: str) -> float:
         async with EventEmitter.from_backend(backend, url=url) as emitter:
             start = time.perf_counter()
-            await asyncio.gather(*(emitter.emit(e) for e in events))
+            await emit_all(emitter, events)
             if backend == "nats-core":
                 client: Client = emitter.producer.client  # type: ignore[attr-defined]
                 await client.flush()
@@ -160,15 +254,28 @@ def _emit_dispytch(backend: str) -> Emit:
     return emit
 
 
-async def _emit_faststream_jetstream(url: str, n: int, subject: str) -> float:
+async def _one_by_one(emitter: EventEmitter, events: list[BenchEvent]) -> None:
+    for event in events:
+        await emitter.emit(event)
+
+
+async def _gather_emits(emitter: EventEmitter, events: list[BenchEvent]) -> None:
+    await asyncio.gather(*(emitter.emit(e) for e in events))
+
+
+async def _emit_many(emitter: EventEmitter, events: list[BenchEvent]) -> None:
+    await emitter.emit_many(events)
+
+
+async def _faststream_jetstream(url: str, events: list[BenchEvent], subject: str) -> float:
     broker = NatsBroker(url, logger=None)
     await broker.connect()
     try:
         start = time.perf_counter()
         await asyncio.gather(
             *(
-                broker.publish(envelope(i), subject, stream=STREAM, timeout=TIMEOUT)
-                for i in range(n)
+                broker.publish(event_envelope(e), subject, stream=STREAM, timeout=TIMEOUT)
+                for e in events
             )
         )
         return time.perf_counter() - start
@@ -176,12 +283,12 @@ async def _emit_faststream_jetstream(url: str, n: int, subject: str) -> float:
         await broker.stop()
 
 
-async def _emit_faststream_core(url: str, n: int, subject: str) -> float:
+async def _faststream_core(url: str, events: list[BenchEvent], subject: str) -> float:
     broker = NatsBroker(url, logger=None)
     await broker.connect()
     try:
         start = time.perf_counter()
-        await asyncio.gather(*(broker.publish(envelope(i), subject) for i in range(n)))
+        await asyncio.gather(*(broker.publish(event_envelope(e), subject) for e in events))
         await broker.connection.flush()
         return time.perf_counter() - start
     finally:

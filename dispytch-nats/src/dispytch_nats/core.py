@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -37,9 +37,10 @@ drops messages for a slow consumer."""
 class CoreProducer(Producer):
     """Publishes each event on the subject named by its topic (core NATS PUBLISH).
 
-    `send` returns once the message is handed to the connection, which writes it to
-    the server in the background; `stop()` flushes what is left. Pass `client` to
-    publish on a nats-py connection you own.
+    Core NATS confirms nothing: `send` and `publish` return, and what `enqueue` returns
+    completes, once the message is handed to the connection, which writes it to the
+    server in the background; `stop()` flushes what is left. Pass `client` to publish
+    on a nats-py connection you own.
     """
 
     def __init__(self, settings: NatsSettings | None = None, *, client: Client | None = None):
@@ -47,6 +48,9 @@ class CoreProducer(Producer):
         self._client = client
         self._owns_client = client is None
         self._lifecycle = asyncio.Lock()
+        self._queue: deque[tuple[OutgoingMessage, asyncio.Future[None]]] = deque()
+        self._queued = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> Client | None:
@@ -58,10 +62,17 @@ class CoreProducer(Producer):
         async with self._lifecycle:
             if self._client is None:
                 self._client = await self.settings.connect()
+            if self._sender is None:
+                self._sender = asyncio.create_task(self._send_queued(self._client))
 
     async def stop(self) -> None:
-        """Flush what is not written yet; close the connection if this producer opened it."""
+        """Publish what is queued and flush what is not written yet; close the connection
+        if this producer opened it."""
         async with self._lifecycle:
+            sender, self._sender = self._sender, None
+            if sender is not None:
+                self._queued.set()
+                await sender
             client = self._client
             if client is None:
                 return
@@ -81,20 +92,63 @@ class CoreProducer(Producer):
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish `message` on its subject, headers included."""
-        refuse_config(message.config)
         client = self._client
         if client is None:
             await self.start()
             client = self._client
             assert client is not None
-        topic = check_topic(message.topic)
-        check_size(client, self.settings.max_payload, topic, message.payload, message.headers)
-        try:
-            await client.publish(topic, message.payload, headers=message.headers or None)
-        except NatsError as exc:  # the outgoing buffer is full while reconnecting
-            raise ProducerTimeout(
-                f"NATS could not take a message to {message.topic!r}: {exc}"
-            ) from exc
+        self._check(client, message)
+        await _publish(client, message)
+
+    def enqueue(self, message: OutgoingMessage) -> Awaitable[None]:
+        """Queue `message` for publishing behind those queued before it, without waiting.
+
+        What is returned completes once the message is handed to the connection (core
+        NATS confirms nothing), or raises `ProducerTimeout` when the connection cannot
+        take it. Raises at once: `TypeError` for a backend config, `SubjectError` or
+        `PayloadTooLarge` for a message the server would refuse, `RuntimeError` when
+        the producer is not started.
+        """
+        client = self._client
+        if client is None or self._sender is None:
+            raise RuntimeError(
+                "CoreProducer is not started: await producer.start() first "
+                "(an EventEmitter starts its producer itself)"
+            )
+        self._check(client, message)
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, handed))
+        self._queued.set()
+        return handed
+
+    def _check(self, client: Client, message: OutgoingMessage) -> None:
+        """Raise for a message the backend refuses: a config, a topic that is no subject
+        to publish to, a message too large."""
+        refuse_config(message.config)
+        check_topic(message.topic)
+        check_size(
+            client, self.settings.max_payload, message.topic, message.payload, message.headers
+        )
+
+    async def _send_queued(self, client: Client) -> None:
+        """Publish queued messages in order, as a loop of `publish` calls does; once
+        stopped, end when the queue is empty."""
+        queue = self._queue
+        while self._sender is not None or queue:
+            await self._queued.wait()
+            self._queued.clear()
+            while queue:
+                message, handed = queue.popleft()
+                if handed.done():  # the emit was cancelled
+                    continue
+                try:
+                    await _publish(client, message)
+                except Exception as exc:
+                    if not handed.done():
+                        handed.set_exception(exc)
+                else:
+                    if not handed.done():
+                        handed.set_result(None)
 
 
 class CoreConsumer(Consumer):
@@ -191,6 +245,13 @@ class CoreConsumer(Consumer):
             return
         self._buffer.append(raw)
         self._arrived.set()
+
+
+async def _publish(client: Client, message: OutgoingMessage) -> None:
+    try:
+        await client.publish(message.topic, message.payload, headers=message.headers or None)
+    except NatsError as exc:  # the outgoing buffer is full while reconnecting
+        raise ProducerTimeout(f"NATS could not take a message to {message.topic!r}: {exc}") from exc
 
 
 async def _confirmed(client: Client, timeout: float) -> None:

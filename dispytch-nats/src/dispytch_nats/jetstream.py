@@ -17,6 +17,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -51,11 +52,11 @@ class JetStreamProducer(Producer):
     for the stream's acknowledgement.
 
     Concurrent emits are pipelined: each is sent at once and its acknowledgement awaited
-    while the others are sent. When no stream captures a topic, the stream for its first
+    while the others are sent; `enqueue` (which `emit_many` uses) sends a burst the same
+    way with no task per event. When no stream captures a topic, the stream for its first
     token is created (see `NatsJetStreamSettings.stream_name`) and the event published
-    again. Pass `client`
-    to publish on a nats-py connection you own; otherwise one is opened from `settings`
-    on `start()` and closed on `stop()`.
+    again. Pass `client` to publish on a nats-py connection you own; otherwise one is
+    opened from `settings` on `start()` and closed on `stop()`.
     """
 
     def __init__(
@@ -66,6 +67,11 @@ class JetStreamProducer(Producer):
         self._owns_client = client is None
         self._streams: Streams | None = None
         self._lifecycle = asyncio.Lock()
+        self._queue: deque[tuple[OutgoingMessage, asyncio.Future[None]]] = deque()
+        self._queued = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._unacked: deque[_Unacked] = deque()
+        self._expiry: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> Client | None:
@@ -80,10 +86,17 @@ class JetStreamProducer(Producer):
             if self._client is None:
                 self._client = await self.settings.connect()
             self._streams = Streams(self._client, self.settings)
+            self._sender = asyncio.create_task(self._send_queued(self._streams))
 
     async def stop(self) -> None:
-        """Close the connection if this producer opened it."""
+        """Send what is queued and wait for its acknowledgements (up to `timeout` each);
+        close the connection if this producer opened it."""
         async with self._lifecycle:
+            sender, self._sender = self._sender, None
+            if sender is not None:
+                self._queued.set()
+                await sender
+            await self._acks_or_timeouts()
             client, self._streams = self._client, None
             if client is not None and self._owns_client:
                 self._client = None
@@ -101,48 +114,192 @@ class JetStreamProducer(Producer):
 
     async def publish(self, message: OutgoingMessage) -> None:
         """Publish `message`, headers included, and wait for JetStream to store it."""
-        refuse_config(message.config)
         streams = self._streams
         if streams is None:
             await self.start()
             streams = self._streams
             assert streams is not None
-        topic, headers = check_topic(message.topic), message.headers or None
+        self._check(streams, message)
+        await self._publish_checked(streams, message)
+
+    def enqueue(self, message: OutgoingMessage) -> Awaitable[None]:
+        """Queue `message` behind those queued before it, without waiting.
+
+        Queued messages are sent in order, pipelined as concurrent publishes are (up to
+        `publish_window` unacknowledged). What is returned completes once JetStream
+        stored the message, or raises `ProducerTimeout` (no acknowledgement within
+        `timeout` of sending it) or `JetStreamPublishError`. Raises at once: `TypeError`
+        for a backend config, `SubjectError` or `PayloadTooLarge` for a message the
+        server would refuse, `RuntimeError` when the producer is not started.
+        """
+        streams = self._streams
+        if streams is None or self._sender is None:
+            raise RuntimeError(
+                "JetStreamProducer is not started: await producer.start() first "
+                "(an EventEmitter starts its producer itself)"
+            )
+        self._check(streams, message)
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, stored))
+        self._queued.set()
+        return stored
+
+    def _check(self, streams: Streams, message: OutgoingMessage) -> None:
+        """Raise for a message the backend refuses: a config, a topic that is no subject
+        to publish to, a message too large."""
+        refuse_config(message.config)
+        check_topic(message.topic)
         check_size(
-            streams.client, self.settings.max_payload, topic, message.payload, message.headers
+            streams.client,
+            self.settings.max_payload,
+            message.topic,
+            message.payload,
+            message.headers,
         )
-        first = root(topic)
-        assert first is not None  # a topic to publish to has no wildcard
+
+    async def _publish_checked(self, streams: Streams, message: OutgoingMessage) -> None:
+        """Publish and wait for the stream's acknowledgement, creating the stream first
+        when none captures the topic. Concurrent publishes are pipelined on one
+        connection, up to `publish_window` of them; the timeout counts from when the
+        message was sent, not from when it waited for room."""
+        topic, headers = message.topic, message.headers or None
         try:
             try:
-                await self._stored(streams, topic, message.payload, headers)
+                acked = await streams.js.publish_async(topic, message.payload, headers=headers)
+                await asyncio.wait_for(acked, self.settings.timeout)
             except NoStreamResponseError:
-                await streams.create(first)
-                await self._stored(streams, topic, message.payload, headers)
-        except NoStreamResponseError as exc:
-            raise JetStreamPublishError(
+                await streams.create(_root(topic))
+                acked = await streams.js.publish_async(topic, message.payload, headers=headers)
+                await asyncio.wait_for(acked, self.settings.timeout)
+        except (NoStreamResponseError, asyncio.TimeoutError, NatsTimeout, APIError) as exc:
+            raise self._failure(topic, exc) from exc
+
+    def _failure(self, topic: str, exc: BaseException) -> Exception:
+        """The error to raise for a publish to `topic` that failed with `exc`."""
+        if isinstance(exc, NoStreamResponseError):
+            name = self.settings.stream_name.format(root=_root(topic))
+            return JetStreamPublishError(
                 f"no JetStream stream stored the message to {topic!r}, though stream "
-                f"{self.settings.stream_name.format(root=first)!r} exists: check its subjects"
-            ) from exc
-        except (asyncio.TimeoutError, NatsTimeout) as exc:
-            raise ProducerTimeout(
-                f"JetStream did not acknowledge a message to {topic!r} within "
-                f"{self.settings.timeout}s"
-            ) from exc
-        except APIError as exc:
-            raise JetStreamPublishError(
+                f"{name!r} exists: check its subjects"
+            )
+        if isinstance(exc, APIError):
+            return JetStreamPublishError(
                 f"JetStream refused a message to {topic!r}: {exc.description} "
                 f"(error {exc.err_code})"
-            ) from exc
+            )
+        return ProducerTimeout(
+            f"JetStream did not acknowledge a message to {topic!r} within {self.settings.timeout}s"
+        )
 
-    async def _stored(
-        self, streams: Streams, topic: str, payload: bytes, headers: dict[str, str] | None
+    # -- enqueued messages ---------------------------------------------------------------
+
+    async def _send_queued(self, streams: Streams) -> None:
+        """Send queued messages in order, as a loop of `publish_async` calls does, and
+        settle each one's future from its acknowledgement; once stopped, end when the
+        queue is empty."""
+        queue, unacked = self._queue, self._unacked
+        loop = asyncio.get_running_loop()
+        while self._sender is not None or queue:
+            await self._queued.wait()
+            self._queued.clear()
+            while queue:
+                message, stored = queue.popleft()
+                if stored.done():  # the emit was cancelled
+                    continue
+                headers = message.headers or None
+                try:
+                    acked = await streams.js.publish_async(
+                        message.topic, message.payload, headers=headers
+                    )
+                except Exception as exc:
+                    if not stored.done():
+                        stored.set_exception(exc)
+                    continue
+                acked.add_done_callback(partial(self._settle, streams, message, stored))
+                unacked.append(_Unacked(loop.time() + self.settings.timeout, acked))
+                if self._expiry is None or self._expiry.done():
+                    self._expiry = asyncio.create_task(self._expire())
+
+    def _settle(
+        self,
+        streams: Streams,
+        message: OutgoingMessage,
+        stored: asyncio.Future[None],
+        acked: asyncio.Future[api.PubAck],
     ) -> None:
-        """Publish and wait for the stream's acknowledgement. Concurrent publishes are
-        pipelined on one connection, up to `publish_window` of them; the timeout counts
-        from when the message was sent, not from when it waited for room."""
-        acked = await streams.js.publish_async(topic, payload, headers=headers)
-        await asyncio.wait_for(acked, self.settings.timeout)
+        """Complete `stored` as JetStream answered (`acked`); when no stream captures
+        the topic, create it and publish the message again."""
+        if stored.done():
+            return
+        if acked.cancelled():  # by `_expire`
+            stored.set_exception(self._failure(message.topic, asyncio.TimeoutError()))
+            return
+        exc = acked.exception()
+        if exc is None:
+            stored.set_result(None)
+        elif isinstance(exc, NoStreamResponseError):
+            again = asyncio.ensure_future(self._publish_after_creating(streams, message))
+            again.add_done_callback(partial(_copy_outcome, stored))
+        else:
+            failure = self._failure(message.topic, exc)
+            failure.__cause__ = exc
+            stored.set_exception(failure)
+
+    async def _publish_after_creating(self, streams: Streams, message: OutgoingMessage) -> None:
+        await streams.create(_root(message.topic))
+        await self._publish_checked(streams, message)
+
+    async def _acks_or_timeouts(self) -> None:
+        """Wait until every message sent has its acknowledgement or timed out."""
+        unacked = [u.acked for u in self._unacked if not u.acked.done()]
+        if unacked:
+            await asyncio.wait(unacked, timeout=self.settings.timeout)
+        expiry, self._expiry = self._expiry, None
+        if expiry is not None:
+            await cancel_and_wait([expiry])
+        while self._unacked:
+            self._unacked.popleft().acked.cancel()  # their emits time out
+
+    async def _expire(self) -> None:
+        """Give up on acknowledgements that did not come within `timeout` of sending.
+        Messages are sent in order, so the oldest unacknowledged one expires first."""
+        unacked, loop = self._unacked, asyncio.get_running_loop()
+        while unacked:
+            oldest = unacked[0]
+            if oldest.acked.done():
+                unacked.popleft()
+                continue
+            wait = oldest.deadline - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            else:
+                unacked.popleft()
+                oldest.acked.cancel()
+
+
+@dataclass(slots=True)
+class _Unacked:
+    """A message sent and not acknowledged yet: when to give up on it, and its ack."""
+
+    deadline: float
+    acked: asyncio.Future[api.PubAck]
+
+
+def _root(topic: str) -> str:
+    first = root(topic)
+    assert first is not None  # a topic to publish to has no wildcard
+    return first
+
+
+def _copy_outcome(target: asyncio.Future[None], source: asyncio.Future[None]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(None)
 
 
 @dataclass(eq=False)

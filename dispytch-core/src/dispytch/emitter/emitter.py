@@ -116,7 +116,11 @@ class EventEmitter:
         self.producer = producer
         self._publish = publisher(producer)
         self._enqueue = producer.enqueue if isinstance(producer, SupportsEnqueue) else None
-        self._carries_headers = self._enqueue is not None or isinstance(producer, SupportsPublish)
+        publishes = isinstance(producer, SupportsPublish)
+        self._carries_headers = self._enqueue is not None or publishes
+        self._enqueues_each = self._enqueue is not None and not publishes
+        """Whether a single emit goes through `enqueue` too: a producer that has `publish`
+        sends it from the emitting task, with no hand-off; `emit_many` enqueues anyway."""
         self._warned_headers = False
 
     def receive_replies_with(self, consumers: ReplyConsumerFactory | None) -> None:
@@ -288,7 +292,12 @@ class EventEmitter:
             event.model_dump(mode="json", by_alias=True),
             int(time.time() * 1000),
         )
-        return OutgoingMessage(event.topic(), self.serializer.dumps(envelope), _config(event))
+        config = event.backend_config()
+        return OutgoingMessage(
+            event.topic(),
+            self.serializer.dumps(envelope),
+            None if config is None else _config(event, config),
+        )
 
     def _hand_over_all(self, events: list[EventBase]) -> list[Awaitable[Any]]:
         """Serialize all `events`, then hand them over in order; what to await for each."""
@@ -296,21 +305,28 @@ class EventEmitter:
         handed: list[Awaitable[Any]] = []
         for event, message in zip(events, messages, strict=True):
             try:
-                handed.append(self._hand_over(event, message))
+                handed.append(self._hand_over(event, message, queued=True))
             except Exception as exc:  # e.g. a config the backend refuses, raised by enqueue
                 handed.append(_failed(exc))
         return handed
 
-    def _hand_over(self, event: EventBase, message: OutgoingMessage) -> Awaitable[Any]:
-        """Pass `message` through middleware (if any) to the producer; what to await."""
+    def _hand_over(
+        self, event: EventBase, message: OutgoingMessage, *, queued: bool = False
+    ) -> Awaitable[Any]:
+        """Pass `message` through middleware (if any) to the producer; what to await.
+        `queued`: part of a burst, enqueued when the producer can (see `_produce`)."""
         if self._observer is not None:
-            return self._hand_over_observed(event, message, self._observer)
+            return self._hand_over_observed(event, message, self._observer, queued)
         if self._chain is not None:
             return self._chain(EmitContext(event, message))
-        return self._produce(message)
+        return self._produce(message, queued)
 
     def _hand_over_observed(
-        self, event: EventBase, message: OutgoingMessage, observer: Instrumentation
+        self,
+        event: EventBase,
+        message: OutgoingMessage,
+        observer: Instrumentation,
+        queued: bool,
     ) -> Awaitable[Any]:
         """`_hand_over`, reporting the emit to `observer`. The producer is called now, in
         order, as without instrumentation; the result reports how it ended."""
@@ -320,15 +336,16 @@ class EventEmitter:
             if self._chain is not None:
                 handed = self._chain(EmitContext(event, message))
             else:
-                handed = self._produce(message)
+                handed = self._produce(message, queued)
         except Exception as exc:
             _emit_ended(observer, emission, exc)
             raise
         return _observed(handed, observer, emission)
 
-    def _produce(self, message: OutgoingMessage) -> Awaitable[None]:
-        """Give `message` to the producer: enqueued when it can be, else published."""
-        if self._enqueue is None:
+    def _produce(self, message: OutgoingMessage, queued: bool = False) -> Awaitable[None]:
+        """Give `message` to the producer: enqueued when it can be and the message is part
+        of a burst (`queued`) or the producer cannot `publish`; else published."""
+        if self._enqueue is None or not (queued or self._enqueues_each):
             return self._publish(message)
         try:
             return self._enqueue(message)
@@ -439,9 +456,8 @@ def _failed(exc: Exception) -> asyncio.Future[None]:
     return future
 
 
-def _config(event: EventBase) -> BaseModel | None:
-    """The event's backend config; a config with `render(fields)` gets the event's fields."""
-    config = event.backend_config()
+def _config(event: EventBase, config: BaseModel) -> BaseModel:
+    """The event's backend `config`; a config with `render(fields)` gets the event's fields."""
     render = getattr(config, "render", None)
     if callable(render):
         rendered: BaseModel = render(
