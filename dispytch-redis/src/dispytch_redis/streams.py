@@ -177,8 +177,14 @@ class RedisStreamConsumer(Consumer):
     def ack(self, msg: Message) -> None:
         """Queue an XACK for the entry; queued acks are sent at once, in batches."""
         stream, entry_id = msg.topic, msg.metadata["message_id"]
-        self._pending.get(stream, set()).discard(entry_id)
-        self._acks.setdefault(stream, []).append(entry_id)
+        pending = self._pending.get(stream)
+        if pending is not None:
+            pending.discard(entry_id)
+        acks = self._acks.get(stream)
+        if acks is None:
+            self._acks[stream] = [entry_id]
+        else:
+            acks.append(entry_id)
         self._acked.set()
 
     async def nack(self, msg: Message, delay: float = 0.0) -> None:
@@ -294,14 +300,14 @@ class RedisStreamConsumer(Consumer):
         headers = field(fields, "headers")
         if payload is None:
             logger.warning("entry %s of stream %r has no 'payload' field", entry_id, stream)
-        return Message(
-            topic=stream,
-            payload=b"" if payload is None else data(payload),
-            key=stream,
-            headers=json.loads(headers) if headers else {},
-            attempt=attempt,
-            metadata={"stream": stream, "message_id": entry_id, "delivery_count": attempt},
-            raw=fields,
+        return Message(  # topic, payload, key, headers, attempt, metadata, raw: positional
+            stream,  # arguments cost half what keywords do, once per message
+            b"" if payload is None else data(payload),
+            stream,
+            json.loads(headers) if headers else {},
+            attempt,
+            {"stream": stream, "message_id": entry_id, "delivery_count": attempt},
+            fields,
         )
 
     # -- streams and groups ------------------------------------------------------------

@@ -38,14 +38,14 @@ class MemoryConsumer(Consumer):
                 await group.wait()
                 continue
             self._held[delivery.id] = delivery
-            yield Message(
-                topic=delivery.topic,
-                payload=delivery.payload,
-                key=delivery.key,
-                headers=dict(delivery.headers),
-                attempt=delivery.attempt,
-                metadata={"delivery_id": delivery.id},
-                raw=delivery,
+            yield Message(  # topic, payload, key, headers, attempt, metadata, raw: positional
+                delivery.topic,  # arguments cost half what keywords do, once per message
+                delivery.payload,
+                delivery.key,
+                dict(delivery.headers),
+                delivery.attempt,
+                {"delivery_id": delivery.id},
+                delivery,
             )
 
     async def ping(self) -> None:
