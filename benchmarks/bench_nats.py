@@ -28,6 +28,10 @@ would create it.
 - consume, core: nothing can be pre-loaded, so the subscriber is started first; then `n`
   events are published by a plain connection. Timed from the first publish until the last
   event was handled; the same publisher feeds every implementation.
+- latency, both modes: a separate process publishes at a fixed rate with nats-py
+  (latency.py; JetStream `publish_async`, core `publish`), and each implementation, on a
+  fresh subject and group, handles the events as above; the three read alike (see
+  LATENCY_CONFIG).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from functools import partial
 from typing import Any
 
 import nats
@@ -44,8 +50,12 @@ from faststream import Depends
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.client import Client
-from nats.js import api
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
 
+import latency as paced
 from brokers import NatsServer
 from dispytch import EventEmitter, EventListener
 from harness import (
@@ -53,6 +63,7 @@ from harness import (
     BenchEvent,
     Counter,
     Envelope,
+    LatencyRow,
     Payload,
     Row,
     bench_events,
@@ -64,10 +75,20 @@ from harness import (
     event_envelope,
     fresh,
     handler,
+    in_background,
     until,
 )
 
+JetStreamPull = JetStreamContext.PullSubscription
+
 BATCH = 100
+"""Messages per pull request, in every JetStream implementation (Dispytch's default)."""
+BLOCK = 1.0
+"""Seconds a pull request waits for messages (Dispytch's default `block`)."""
+ACK_WAIT = 30.0
+"""Seconds JetStream waits for an ack (Dispytch's default `ack_wait`)."""
+MAX_ACK_PENDING = 1000
+"""Messages a consumer may hold unacked (Dispytch's default `max_ack_pending`)."""
 STREAM = "bench"
 TIMEOUT = 30.0
 """Seconds a JetStream publish may wait for its acknowledgement: a burst of `n` requests
@@ -320,7 +341,7 @@ async def _consume(url: str, n: int, backend: str, implementation: str, consume:
 
     async def all_acked() -> bool:
         info = await js.consumer_info(STREAM, group)
-        return info.num_ack_pending == 0 and info.num_pending == 0
+        return bool(info.num_ack_pending == 0 and info.num_pending == 0)
 
     async def acked() -> float:
         if backend != "nats":
@@ -361,16 +382,9 @@ async def _consume_raw_jetstream(
 ) -> Timing:
     client = await nats.connect(url)
     try:
-        config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=1000)
-        subscription = await client.jetstream().pull_subscribe(
-            subject, durable=group, stream=STREAM, config=config
-        )
+        subscription = await _raw_pull_subscription(client, subject, group)
         start = time.perf_counter()
-        while COUNTER.count < n:
-            for message in await subscription.fetch(BATCH, timeout=1.0):
-                data = json.loads(message.data)
-                await handler(Payload.model_validate(data["body"]), counter_dependency())
-                await message.ack()
+        await _raw_jetstream_loop(subscription, n)
         return start, time.perf_counter(), await acked()
     finally:
         await client.close()
@@ -382,10 +396,7 @@ async def _consume_raw_core(url: str, n: int, subject: str, group: str, acked: A
     await client.flush()
     try:
         publishing = asyncio.create_task(_publish_all(url, n, subject))
-        while COUNTER.count < n:
-            message = await subscription.next_msg(timeout=None)
-            data = json.loads(message.data)
-            await handler(Payload.model_validate(data["body"]), counter_dependency())
+        await _raw_core_loop(subscription, n)
         handled = time.perf_counter()
         return await publishing, handled, await acked()
     finally:
@@ -394,18 +405,13 @@ async def _consume_raw_core(url: str, n: int, subject: str, group: str, acked: A
 
 def _consume_dispytch(backend: str) -> Consume:
     async def consume(url: str, n: int, subject: str, group: str, acked: Acked) -> Timing:
-        listener = EventListener.from_backend(backend, group=group, url=url)
-        done = count_until(listener, subject)
-        task = asyncio.create_task(listener.listen())
-        await listener.wait_ready()
-        if backend == "nats":
-            start = time.perf_counter()
-        else:
-            start = await _publish_all(url, n, subject)
-        handled = await _finished(done)
-        last_ack = await acked()
-        await listener.stop()
-        await task
+        async with _dispytch_running(backend, url, subject, group):
+            if backend == "nats":
+                start = time.perf_counter()
+            else:
+                start = await _publish_all(url, n, subject)
+            handled = await _finished(COUNTER.reached)
+            last_ack = await acked()
         return start, handled, last_ack
 
     return consume
@@ -414,38 +420,252 @@ def _consume_dispytch(backend: str) -> Consume:
 async def _consume_faststream_jetstream(
     url: str, n: int, subject: str, group: str, acked: Acked
 ) -> Timing:
-    broker = NatsBroker(url, logger=None)
-
-    @broker.subscriber(
-        subject,
-        stream=JStream(STREAM, declare=False),
-        durable=group,
-        pull_sub=PullSub(batch_size=BATCH, timeout=1.0),
-        ack_policy=AckPolicy.ACK,
-    )
-    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
-        counter.hit(envelope.body)
-
-    await broker.start()
-    start = time.perf_counter()
-    handled = await _finished(COUNTER.reached)
-    last_ack = await acked()
-    await broker.stop()
+    async with _faststream_jetstream_running(url, subject, group):
+        start = time.perf_counter()
+        handled = await _finished(COUNTER.reached)
+        last_ack = await acked()
     return start, handled, last_ack
 
 
 async def _consume_faststream_core(
     url: str, n: int, subject: str, group: str, acked: Acked
 ) -> Timing:
+    async with _faststream_core_running(url, subject, group):
+        start = await _publish_all(url, n, subject)
+        handled = await _finished(COUNTER.reached)
+        last_ack = await acked()
+    return start, handled, last_ack
+
+
+# -- the consumers, shared by the consume and latency scenarios -----------------------------------
+
+
+def _consumer_config() -> api.ConsumerConfig:
+    """The JetStream consumer every implementation reads with, as Dispytch's defaults
+    configure its own: explicit acks, `ACK_WAIT`, `MAX_ACK_PENDING`."""
+    return api.ConsumerConfig(
+        ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT, max_ack_pending=MAX_ACK_PENDING
+    )
+
+
+async def _raw_pull_subscription(client: Client, subject: str, group: str) -> JetStreamPull:
+    """The hand-written loop's durable pull consumer `group` on `subject`, created."""
+    return await client.jetstream().pull_subscribe(
+        subject, durable=group, stream=STREAM, config=_consumer_config()
+    )
+
+
+async def _raw_jetstream_loop(subscription: JetStreamPull, n: int) -> None:
+    """Pull batches of BATCH, each request waiting up to BLOCK seconds; handle and ack
+    every message, until `n` were counted."""
+    while COUNTER.count < n:
+        try:
+            messages = await subscription.fetch(BATCH, timeout=BLOCK)
+        except NatsTimeout:  # nothing arrived within BLOCK: ask again
+            continue
+        for message in messages:
+            await _handle_raw(message)
+            await message.ack()
+
+
+async def _raw_core_loop(subscription: NatsSubscription, n: int) -> None:
+    """Handle the messages of a core subscription until `n` were counted."""
+    while COUNTER.count < n:
+        await _handle_raw(await subscription.next_msg(timeout=None))
+
+
+async def _handle_raw(message: Msg) -> None:
+    """What the hand-written loops do with a message: decode the envelope, validate the
+    body, call the handler with its dependency."""
+    data = json.loads(message.data)
+    await handler(Payload.model_validate(data["body"]), counter_dependency())
+
+
+@asynccontextmanager
+async def _dispytch_running(
+    backend: str, url: str, subject: str, group: str
+) -> AsyncIterator[None]:
+    """A Dispytch listener of `group` counting the events of `subject`, ready for the block."""
+    listener = EventListener.from_backend(backend, group=group, url=url)
+    count_until(listener, subject)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task
+
+
+@asynccontextmanager
+async def _faststream_jetstream_running(url: str, subject: str, group: str) -> AsyncIterator[None]:
+    """FastStream reading `subject` as the durable pull consumer `group`, started for the
+    block: fetches of BATCH waiting up to BLOCK seconds, each message acked once handled."""
+    broker = NatsBroker(url, logger=None)
+
+    @broker.subscriber(
+        subject,
+        stream=JStream(STREAM, declare=False),
+        durable=group,
+        config=_consumer_config(),
+        pull_sub=PullSub(batch_size=BATCH, timeout=BLOCK),
+        ack_policy=AckPolicy.ACK,
+    )
+    async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
+        counter.hit(envelope.body)
+
+    async with _started(broker):
+        yield
+
+
+@asynccontextmanager
+async def _faststream_core_running(url: str, subject: str, group: str) -> AsyncIterator[None]:
+    """FastStream subscribed to `subject` in the queue group `group`, started for the block."""
     broker = NatsBroker(url, logger=None)
 
     @broker.subscriber(subject, queue=group)
     async def handle(envelope: Envelope, counter: Counter = Depends(counter_dependency)) -> None:  # noqa: B008
         counter.hit(envelope.body)
 
+    async with _started(broker):
+        yield
+
+
+@asynccontextmanager
+async def _started(broker: NatsBroker) -> AsyncIterator[None]:
     await broker.start()
-    start = await _publish_all(url, n, subject)
-    handled = await _finished(COUNTER.reached)
-    last_ack = await acked()
-    await broker.stop()
-    return start, handled, last_ack
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+LATENCY_CONFIG = {
+    "nats": (
+        f"durable pull consumer, batch {BATCH}, expires {BLOCK:g} s, ack_wait {ACK_WAIT:g} s, "
+        f"max_ack_pending {MAX_ACK_PENDING}, each message acked; sender publish_async; "
+        f"the fetch loop returns a batch once full"
+    ),
+    "nats-core": "queue-group subscription; sender core publish",
+}
+"""The configuration every implementation of a mode shares, stated in its rows."""
+
+Running = Callable[[str, str, str], AbstractAsyncContextManager[None]]
+"""A consumer of `(url, subject, group)` running for the block."""
+
+
+async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
+    """Both modes, the implementations in turn in every round, each on a fresh subject
+    and group; the paced emitter publishes with nats-py (latency.py)."""
+    server = NatsServer()
+    await asyncio.to_thread(server.start)
+    url = server.url
+    modes: dict[str, dict[str, Running]] = {
+        "nats": {
+            "raw nats-py pull, handled as delivered": _raw_pull_running,
+            "raw nats-py fetch loop": _raw_jetstream_running,
+            "dispytch": partial(_dispytch_running, "nats"),
+            "faststream 0.7 (ack_policy=ACK)": _faststream_jetstream_running,
+        },
+        "nats-core": {
+            "raw nats-py": _raw_core_running,
+            "dispytch": partial(_dispytch_running, "nats-core"),
+            "faststream 0.7": _faststream_core_running,
+        },
+    }
+    rows = []
+    try:
+        client = await nats.connect(url)
+        await client.jetstream().add_stream(name=STREAM, subjects=[STREAM, f"{STREAM}.>"])
+        await client.close()
+        for backend, implementations in modes.items():
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in implementations}
+            for _ in range(rounds):
+                for name, running in implementations.items():
+                    subject = _subject(backend, "latency")
+                    group = fresh("group").replace(".", "-")
+                    results[name].append(
+                        await paced.measure(
+                            backend,
+                            url,
+                            subject,
+                            rate,
+                            seconds,
+                            partial(running, url, subject, group),
+                        )
+                    )
+            config = LATENCY_CONFIG[backend]
+            rows += [LatencyRow(backend, rate, name, r, config) for name, r in results.items()]
+    finally:
+        await asyncio.to_thread(server.close)
+    return rows
+
+
+@asynccontextmanager
+async def _raw_jetstream_running(url: str, subject: str, group: str) -> AsyncIterator[None]:
+    client = await nats.connect(url)
+    try:
+        subscription = await _raw_pull_subscription(client, subject, group)
+        async with in_background(_raw_jetstream_loop(subscription, 2**62)):
+            yield
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def _raw_core_running(url: str, subject: str, group: str) -> AsyncIterator[None]:
+    client = await nats.connect(url)
+    try:
+        subscription = await client.subscribe(subject, queue=group)
+        await client.flush()
+        async with in_background(_raw_core_loop(subscription, 2**62)):
+            yield
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def _raw_pull_running(url: str, subject: str, group: str) -> AsyncIterator[None]:
+    client = await nats.connect(url)
+    try:
+        config = _consumer_config()
+        config.durable_name, config.filter_subject = group, subject
+        await client.jetstream().add_consumer(STREAM, config)
+        async with in_background(_raw_pull_loop(client, group)):
+            yield
+    finally:
+        await client.close()
+
+
+async def _raw_pull_loop(client: Client, group: str) -> None:
+    """The pull consumer as Dispytch drives it, by hand: one pull request at a time for
+    BATCH messages, open up to BLOCK seconds, each message handled and acked as it is
+    delivered (by the inbox's callback); the next request once this one is done (filled,
+    expired, or ended by a status). nats-py's `fetch` instead returns only once its batch
+    is full or expired."""
+    done = asyncio.Event()
+    left = BATCH
+
+    async def receive(message: Msg) -> None:
+        nonlocal left
+        if message.headers and message.headers.get(api.Header.STATUS):
+            done.set()  # 408 expired, 409 a limit reached ...: ask again
+            return
+        await _handle_raw(message)
+        await message.ack()
+        left -= 1
+        if left == 0:
+            done.set()
+
+    inbox = client.new_inbox()
+    await client.subscribe(inbox, cb=receive)
+    request = json.dumps({"batch": BATCH, "expires": int(BLOCK * 1e9)}).encode()
+    next_messages = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{group}"
+    while True:
+        left = BATCH
+        done.clear()
+        await client.publish(next_messages, request, reply=inbox)
+        with suppress(asyncio.TimeoutError):  # the request or its status was lost: ask again
+            await asyncio.wait_for(done.wait(), BLOCK + 1)

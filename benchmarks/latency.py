@@ -116,12 +116,52 @@ async def _rabbitmq(url: str, topic: str) -> AsyncIterator[Send]:
         yield send
 
 
+@asynccontextmanager
+async def _nats_core(url: str, topic: str) -> AsyncIterator[Send]:
+    """Core NATS publishes: nats-py writes each burst out at once, unacknowledged."""
+    import nats
+
+    client = await nats.connect(url)
+
+    async def send(payloads: list[bytes]) -> None:
+        for payload in payloads:
+            await client.publish(topic, payload)
+
+    try:
+        yield send
+        await client.flush()
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def _nats_jetstream(url: str, topic: str) -> AsyncIterator[Send]:
+    """JetStream publishes, pipelined (`publish_async`): each burst is sent without waiting
+    for the stream's acknowledgements, and all of them are awaited at the end."""
+    import nats
+
+    client = await nats.connect(url)
+    js = client.jetstream()
+    acks: list[Awaitable[object]] = []
+
+    async def send(payloads: list[bytes]) -> None:
+        acks.extend([await js.publish_async(topic, p) for p in payloads])
+
+    try:
+        yield send
+        await asyncio.gather(*acks)
+    finally:
+        await client.close()
+
+
 SENDERS: dict[str, Sender] = {
     "kafka": _kafka,
     "redis": _redis("payload"),
     "redis-faststream": _redis("__data__"),  # the entry field FastStream reads
     "redis-pubsub": _redis_pubsub,
     "rabbitmq": _rabbitmq,  # TOPIC is "<exchange>/<routing key>"
+    "nats": _nats_jetstream,  # TOPIC is a subject a stream captures
+    "nats-core": _nats_core,
 }
 
 
