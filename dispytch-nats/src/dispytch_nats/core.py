@@ -98,7 +98,10 @@ class CoreProducer(Producer):
             client = self._client
             assert client is not None
         self._check(client, message)
-        await _publish(client, message)
+        try:  # _publish, written out: this is the path of every emit
+            await client.publish(message.topic, message.payload, headers=message.headers or None)
+        except NatsError as exc:
+            raise _not_taken(message, exc) from exc
 
     def enqueue(self, message: OutgoingMessage) -> Awaitable[None]:
         """Queue `message` for publishing behind those queued before it, without waiting.
@@ -250,8 +253,13 @@ class CoreConsumer(Consumer):
 async def _publish(client: Client, message: OutgoingMessage) -> None:
     try:
         await client.publish(message.topic, message.payload, headers=message.headers or None)
-    except NatsError as exc:  # the outgoing buffer is full while reconnecting
-        raise ProducerTimeout(f"NATS could not take a message to {message.topic!r}: {exc}") from exc
+    except NatsError as exc:
+        raise _not_taken(message, exc) from exc
+
+
+def _not_taken(message: OutgoingMessage, exc: NatsError) -> ProducerTimeout:
+    """The connection refused `message`: its outgoing buffer is full while reconnecting."""
+    return ProducerTimeout(f"NATS could not take a message to {message.topic!r}: {exc}")
 
 
 async def _confirmed(client: Client, timeout: float) -> None:

@@ -77,9 +77,9 @@ class EventEmitter:
         self._chain = (
             Chain.build(list(middleware), self._past_middleware).run if middleware else None
         )
-        self.use_producer(producer)
         self.instrumentation: list[Instrumentation] = []
         self._observer: Instrumentation | None = None
+        self.use_producer(producer)
         self.reply_consumers: ReplyConsumerFactory | None = None
         """Makes the consumer of the replies topic (see `receive_replies_with`)."""
         self._inbox: asyncio.Task[ReplyInbox] | None = None
@@ -122,6 +122,12 @@ class EventEmitter:
         """Whether a single emit goes through `enqueue` too: a producer that has `publish`
         sends it from the emitting task, with no hand-off; `emit_many` enqueues anyway."""
         self._warned_headers = False
+        self._direct = self._direct_publishing()
+
+    def _direct_publishing(self) -> bool:
+        """Whether `emit` can call the producer straight away: no instrumentation, no
+        middleware, no enqueue (see `_hand_over`). Decided again whenever they change."""
+        return self._observer is None and self._chain is None and not self._enqueues_each
 
     def receive_replies_with(self, consumers: ReplyConsumerFactory | None) -> None:
         """Receive replies to `request()` through the consumer `consumers(topic)` makes for
@@ -134,11 +140,13 @@ class EventEmitter:
         `dispytch.instrumentation`); it may add headers, such as a trace context."""
         self.instrumentation.append(check_instrumentation(instrumentation))
         self._observer = combine(self.instrumentation)
+        self._direct = self._direct_publishing()
 
     def remove_instrumentation(self, instrumentation: Instrumentation) -> None:
         """Stop reporting emits to `instrumentation`."""
         self.instrumentation.remove(instrumentation)
         self._observer = combine(self.instrumentation)
+        self._direct = self._direct_publishing()
 
     @property
     def source(self) -> Source:
@@ -154,7 +162,10 @@ class EventEmitter:
         """Serialize `event` and send it to the topic formatted from its fields."""
         message = self._message(event)
         try:
-            await self._hand_over(event, message)
+            if self._direct:
+                await self._publish(message)
+            else:
+                await self._hand_over(event, message)
         except ProducerTimeout:
             if not await self._timeout_handled(event, message.topic):
                 raise
