@@ -17,6 +17,12 @@ So that a run ends in reasonable time, every scenario handles at most `LIMIT` ev
   background), and in its own row with one receiver, as the hand-written loop. Timed from
   the moment the listener is ready until the last event was handled, and until the queue
   shows no message left (the time to the last ack).
+- latency: see latency.py; the emitter publishes each due burst to the SNS topic in
+  PublishBatch requests of ten, as Dispytch does. Only at `LATENCY_RATES`: moto's server
+  handles a few hundred events a second, so at 2,000 a second every consumer would only
+  show how far a backlog grows. The hand-written loop runs `RECEIVERS` receive-handle-
+  delete loops at once, as Dispytch keeps `RECEIVERS` long polls going, both with the same
+  `WaitTimeSeconds` and `MaxNumberOfMessages`.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiobotocore.session import get_session
 
+import latency as paced
 from brokers import SQSServer
 from dispytch import EventEmitter, EventListener
 from dispytch_sqs import SQSSettings
@@ -36,6 +45,7 @@ from dispytch_sqs.naming import queue_name, topic_name
 from dispytch_sqs.topology import group_queue
 from harness import (
     COUNTER,
+    LatencyRow,
     Payload,
     Row,
     bench_events,
@@ -45,6 +55,7 @@ from harness import (
     encoded,
     fresh,
     handler,
+    in_background,
     until,
 )
 
@@ -52,6 +63,11 @@ LIMIT = 2_000
 """Events per scenario at most: moto handles a few hundred requests a second."""
 BATCH = 10
 WAIT_TIME = 1
+RECEIVERS = 2
+"""Receive loops of the latency scenario, hand-written and Dispytch (its default)."""
+LATENCY_RATES = (100,)
+"""The offered rates (events/s) the latency scenario runs at unless `--rate` says: moto's
+server, not SQS, sets the limit (run.py consults this instead of its own rates)."""
 
 
 async def throughput(n: int) -> list[Row]:
@@ -190,23 +206,29 @@ async def _consume_raw(settings: SQSSettings, n: int, topic: str, group: str) ->
     async with _client(settings, "sqs") as sqs:
         url = (await sqs.get_queue_url(QueueName=queue_name(group)))["QueueUrl"]
         start = time.perf_counter()
-        while COUNTER.count < n:
-            reply = await sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=WAIT_TIME
-            )
-            received = reply.get("Messages", [])
-            for message in received:
-                data = json.loads(message["Body"])
-                await handler(Payload.model_validate(data["body"]), counter_dependency())
-            if received:
-                await sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(received)
-                    ],
-                )
+        await _raw_loop(sqs, url, n)
         return time.perf_counter() - start
+
+
+async def _raw_loop(sqs: Any, url: str, n: int, wait_time: int = WAIT_TIME) -> None:
+    """The hand-written loop, until `n` events were counted: ReceiveMessage (ten per call,
+    long polling), handle each message, DeleteMessageBatch what was received."""
+    while COUNTER.count < n:
+        reply = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=wait_time
+        )
+        received = reply.get("Messages", [])
+        for message in received:
+            data = json.loads(message["Body"])
+            await handler(Payload.model_validate(data["body"]), counter_dependency())
+        if received:
+            await sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(received)
+                ],
+            )
 
 
 async def _consume_dispytch(settings: SQSSettings, n: int, topic: str, group: str) -> float:
@@ -220,3 +242,66 @@ async def _consume_dispytch(settings: SQSSettings, n: int, topic: str, group: st
     await listener.stop()
     await task
     return seconds
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+Running = Callable[[SQSSettings, str], AbstractAsyncContextManager[object]]
+
+
+async def latency(rate: int, seconds: float, rounds: int) -> list[LatencyRow]:
+    """The hand-written loop and Dispytch configured alike: `RECEIVERS` receivers, ten
+    messages per ReceiveMessage, `WAIT_TIME` seconds of long polling."""
+    server = SQSServer()
+    await asyncio.to_thread(server.start)
+    settings = SQSSettings(
+        **server.settings, wait_time=WAIT_TIME, batch_size=BATCH, receivers=RECEIVERS
+    )
+    implementations: dict[str, Running] = {
+        "raw aiobotocore": _raw_running,
+        "dispytch": _dispytch_running,
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in implementations}
+    try:
+        for _ in range(rounds):
+            for name, running in implementations.items():
+                topic = fresh("latency")
+                results[name].append(
+                    await paced.measure(
+                        "sqs", server.url, topic, rate, seconds, partial(running, settings, topic)
+                    )
+                )
+    finally:
+        await asyncio.to_thread(server.close)
+    config = (
+        f"{RECEIVERS} receivers, ReceiveMessage of {BATCH}, WaitTimeSeconds={WAIT_TIME}; "
+        "moto, not AWS"
+    )
+    return [LatencyRow("sqs", rate, name, r, config) for name, r in results.items()]
+
+
+@asynccontextmanager
+async def _raw_running(settings: SQSSettings, topic: str) -> AsyncIterator[None]:
+    url = await _subscribed(settings, topic)
+    async with _client(settings, "sqs") as sqs, in_background(_raw_receivers(settings, sqs, url)):
+        yield
+
+
+async def _raw_receivers(settings: SQSSettings, sqs: Any, url: str) -> None:
+    """`settings.receivers` hand-written loops on the queue at `url`, until cancelled."""
+    await asyncio.gather(
+        *(_raw_loop(sqs, url, 2**62, settings.wait_time) for _ in range(settings.receivers))
+    )
+
+
+@asynccontextmanager
+async def _dispytch_running(settings: SQSSettings, topic: str) -> AsyncIterator[None]:
+    listener = EventListener.from_backend("sqs", group=fresh("group"), **settings.model_dump())
+    count_until(listener, topic)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task

@@ -154,6 +154,35 @@ async def _nats_jetstream(url: str, topic: str) -> AsyncIterator[Send]:
         await client.close()
 
 
+@asynccontextmanager
+async def _sqs(url: str, topic: str) -> AsyncIterator[Send]:
+    """Publish to the SNS topic of Dispytch topic `topic` (URL: the server's `sqs://` URL)
+    in PublishBatch requests of ten, sent at once, as Dispytch's producer does."""
+    from aiobotocore.session import get_session
+
+    from dispytch_sqs.naming import topic_name
+    from dispytch_sqs.settings import SQSSettings
+
+    attributes = {"dispytch.topic": {"DataType": "String", "StringValue": topic}}
+    options = SQSSettings.from_url(url).client_options()
+    async with get_session().create_client("sns", **options) as sns:
+        arn = (await sns.create_topic(Name=topic_name(topic)))["TopicArn"]
+
+        async def publish(batch: list[bytes]) -> None:
+            entries = [
+                {"Id": str(i), "Message": p.decode(), "MessageAttributes": attributes}
+                for i, p in enumerate(batch)
+            ]
+            await sns.publish_batch(TopicArn=arn, PublishBatchRequestEntries=entries)
+
+        async def send(payloads: list[bytes]) -> None:
+            await asyncio.gather(
+                *(publish(payloads[i : i + 10]) for i in range(0, len(payloads), 10))
+            )
+
+        yield send
+
+
 SENDERS: dict[str, Sender] = {
     "kafka": _kafka,
     "redis": _redis("payload"),
@@ -162,6 +191,7 @@ SENDERS: dict[str, Sender] = {
     "rabbitmq": _rabbitmq,  # TOPIC is "<exchange>/<routing key>"
     "nats": _nats_jetstream,  # TOPIC is a subject a stream captures
     "nats-core": _nats_core,
+    "sqs": _sqs,  # URL is the server's sqs:// URL, TOPIC the Dispytch topic
 }
 
 

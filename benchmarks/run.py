@@ -38,6 +38,7 @@ SCENARIOS as async functions (see harness.py)."""
 
 SCENARIOS = ("throughput", "latency", "rss")
 RATES = (2_000, 10_000)
+"""Latency rates of every module that names none of its own in `LATENCY_RATES`."""
 RESULTS = HERE / "results.json"
 TABLE = HERE / "results.md"
 
@@ -82,7 +83,7 @@ def _calls(module: Any, scenario: str, args: argparse.Namespace) -> list[Callabl
             lambda rate=rate: module.latency(
                 rate, args.seconds, args.rounds or (5 if rate <= 2_000 else 3)
             )
-            for rate in args.rate or RATES
+            for rate in args.rate or getattr(module, "LATENCY_RATES", RATES)
         ]
     if scenario == "rss" and hasattr(module, "rss"):
         return [module.rss]
