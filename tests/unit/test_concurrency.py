@@ -101,6 +101,35 @@ async def test_messages_sharing_a_key_run_one_after_another(wire: Wire) -> None:
     assert log.items[3:] == ["end a1", "start a2", "end a2"]
 
 
+async def test_keys_that_come_back_after_their_lane_emptied_keep_their_order(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer, gates, log = SyncAckConsumer(wire), Gates(), Probe()
+    listener = gated_listener(consumer, gates, log)
+
+    async with running(listener, stop_timeout=5.0):
+        for n in range(3):  # every lane empties before its key comes back
+            put_step(wire, f"a{n}", key="a")
+            put_step(wire, f"b{n}", key="b")
+            gates[f"a{n}"].set()
+            gates[f"b{n}"].set()
+            await log.wait_for(4 * (n + 1), WAIT)
+            await let_run()
+        put_step(wire, "a3", key="a")
+        put_step(wire, "a4", key="a")
+        put_step(wire, "b3", key="b")
+        gates["b3"].set()
+        await log.wait_for(15, WAIT)
+        await let_run()
+        assert log.items[12:] == ["start a3", "start b3", "end b3"], "a4 waits for a3"
+
+        gates.open_all()
+        await eventually(lambda: len(consumer.acked) == 9)
+
+    assert log.items[15:] == ["end a3", "start a4", "end a4"]
+    assert "did not finish" not in caplog.text, "idle lanes do not hold up stopping"
+
+
 async def test_ordering_per_key_can_be_turned_off(wire: Wire) -> None:
     consumer, gates, log = SyncAckConsumer(wire), Gates(), Probe()
     listener = gated_listener(consumer, gates, log, ordered=False)

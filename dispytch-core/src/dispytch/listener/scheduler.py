@@ -43,6 +43,7 @@ class Scheduler:
         self._lanes: dict[str, deque[Message]] = {}
         self._queue: deque[Message] = deque()
         self._idle: list[asyncio.Future[None]] = []
+        self._idle_lanes: list[asyncio.Future[str | None]] = []  # lane runners waiting for a key
         self._workers = 0
         self._starting = 0
         self._closing = False
@@ -76,7 +77,10 @@ class Scheduler:
             self._lanes[key].append(msg)
         else:
             self._lanes[key] = deque([msg])
-            self._spawn(self._drain_lane(key))
+            if self._idle_lanes:
+                self._idle_lanes.pop().set_result(key)
+            else:
+                self._spawn(self._run_lanes(key))
 
     async def finish(self, timeout: float) -> bool:
         """Let queued and running messages finish within `timeout` seconds; cancel the rest.
@@ -120,6 +124,8 @@ class Scheduler:
         while self._idle:
             self._starting += 1
             self._idle.pop().set_result(None)
+        while self._idle_lanes:  # to stop
+            self._idle_lanes.pop().set_result(None)
 
     async def _work(self) -> None:
         self._workers += 1
@@ -137,19 +143,26 @@ class Scheduler:
         finally:
             self._workers -= 1
 
-    async def _drain_lane(self, key: str) -> None:
-        # The lane stays registered while it drains, so later messages of its key queue behind.
-        lane = self._lanes[key]
-        try:
-            while True:
-                await self._settle_all(lane, call_workers=False)
-                # Let the puller run once before giving up the lane: it usually refills it,
-                # and carrying on costs less than starting a task for the next message.
-                await asyncio.sleep(0)
-                if not lane:
-                    return
-        finally:
-            self._lanes.pop(key, None)
+    async def _run_lanes(self, key: str) -> None:
+        """Drain the lane of `key`, then wait for the next new key's lane, until closing.
+
+        A lane stays registered while it drains, so later messages of its key queue
+        behind; once it is empty it is dropped, and the next message of its key starts a
+        new lane. Reusing the runner costs less than a task per lane when lanes are short
+        (one message each at low rates).
+        """
+        loop = asyncio.get_running_loop()
+        next_key: str | None = key
+        while next_key is not None:
+            try:
+                await self._settle_all(self._lanes[next_key], call_workers=False)
+            finally:
+                self._lanes.pop(next_key, None)
+            if self._closing:
+                return
+            waiter = loop.create_future()
+            self._idle_lanes.append(waiter)
+            next_key = await waiter
 
     async def _settle_all(self, queue: deque[Message], *, call_workers: bool) -> None:
         """Handle `queue`'s messages until it is empty. With `call_workers`, another worker
