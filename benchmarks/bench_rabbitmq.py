@@ -9,9 +9,13 @@ and does the same work per event.
   and manual acks; decode the envelope, validate `Payload` with pydantic, resolve one
   dependency, call a trivial handler, ack. The hand-written loop is an aio-pika
   `queue.consume` callback (faster here than `async for` over `queue.iterator()`).
-  A client cannot see how many messages of a queue are unacked (that takes the
-  management plugin), so there is no time-to-last-ack column: every implementation
-  sends each basic.ack as its handler returns, none batches them.
+  Timed from before the consumer connects until the last event was handled.
+- time to the last ack: RabbitMQ shows clients only a queue's ready messages, not its
+  unacked ones. So once the last event was handled, the consumer is stopped (each
+  implementation its own way: its channel closes, and the broker puts back every message
+  it had not acked), and a passive declare of the queue reads its message count: 0 proves
+  every event acked. The time is from the same start until that answer; a count above 0
+  is reported as "not all acked", without a time.
 - latency: see latency.py; the emitter publishes transient messages without confirms.
 """
 
@@ -22,7 +26,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 
 import aio_pika
@@ -74,9 +78,9 @@ async def throughput(n: int) -> list[Row]:
                 lambda: _emit(url, n, "raw aio-pika", _emit_raw),
                 lambda: _emit(url, n, "dispytch", _emit_dispytch),
                 lambda: _emit(url, n, "faststream 0.7", _emit_faststream),
-                lambda: _consume(url, n, "raw aio-pika", _consume_raw),
-                lambda: _consume(url, n, "dispytch", _consume_dispytch),
-                lambda: _consume(url, n, "faststream 0.7", _consume_faststream),
+                lambda: _consume(url, n, "raw aio-pika", _raw_running),
+                lambda: _consume(url, n, "dispytch", _dispytch_running),
+                lambda: _consume(url, n, "faststream 0.7", _faststream_running),
             ]
         )
     finally:
@@ -152,11 +156,13 @@ async def _emit_faststream(url: str, n: int, topic: str) -> float:
 
 # -- consume -----------------------------------------------------------------------------------
 
-Consume = Callable[[str, int, str, str], Awaitable[float]]
+Running = Callable[[str, str, str], AbstractAsyncContextManager[None]]
+"""A consumer of (url, topic, group), consuming while the block runs, stopped after it."""
 
 
-async def _consume(url: str, n: int, implementation: str, consume: Consume) -> Row:
-    """Pre-load `n` events into a fresh durable queue, then time one consume implementation."""
+async def _consume(url: str, n: int, implementation: str, running: Running) -> Row:
+    """Pre-load `n` events into a fresh durable queue, then time one consumer until its last
+    event was handled and until the broker, once the consumer stopped, holds none of them."""
     topic = f"consume.{uuid.uuid4().hex[:8]}"
     group = topic.replace(".", "-")
     queue = f"{EXCHANGE}.{group}"  # the name Dispytch gives the group's queue
@@ -175,41 +181,38 @@ async def _consume(url: str, n: int, implementation: str, consume: Consume) -> R
             await exchange.publish(message, topic)
         await _until_queued(channel, queue, n)
         COUNTER.reset(n)
-        seconds = await consume(url, n, topic, group)
+        start = time.perf_counter()
+        async with running(url, topic, group):
+            await COUNTER.reached.wait()
+            handled = time.perf_counter()
+        left = await _queued(channel, queue)
+        acked = time.perf_counter()
         assert COUNTER.count >= n, f"{implementation} handled {COUNTER.count} of {n}"
         await loaded.delete(if_unused=False, if_empty=False)
-    return Row("rabbitmq", "consume", implementation, n, seconds)
+    return Row(
+        "rabbitmq",
+        "consume",
+        implementation,
+        n,
+        handled - start,
+        ack=None if left else acked - start,
+        unacked=left,
+    )
+
+
+async def _queued(channel: AbstractChannel, queue: str) -> int:
+    """How many messages `queue` holds ready for delivery (a passive declare)."""
+    declared = await channel.declare_queue(queue, passive=True)
+    return declared.declaration_result.message_count or 0
 
 
 async def _until_queued(channel: AbstractChannel, queue: str, n: int) -> None:
     """Wait until the broker holds all `n` pre-loaded messages (published unconfirmed)."""
     for _ in range(1200):
-        declared = await channel.declare_queue(queue, passive=True)
-        if (declared.declaration_result.message_count or 0) >= n:
+        if await _queued(channel, queue) >= n:
             return
         await asyncio.sleep(0.05)
     raise RuntimeError(f"{queue!r} did not receive its {n} messages within a minute")
-
-
-async def _consume_raw(url: str, n: int, topic: str, group: str) -> float:
-    start = time.perf_counter()
-    async with _raw_running(url, topic, group):
-        await COUNTER.reached.wait()
-        return time.perf_counter() - start
-
-
-async def _consume_dispytch(url: str, n: int, topic: str, group: str) -> float:
-    start = time.perf_counter()
-    async with _dispytch_running(url, topic, group):
-        await COUNTER.reached.wait()
-        return time.perf_counter() - start
-
-
-async def _consume_faststream(url: str, n: int, topic: str, group: str) -> float:
-    start = time.perf_counter()
-    async with _faststream_running(url, topic, group):
-        await COUNTER.reached.wait()
-        return time.perf_counter() - start
 
 
 # -- the consumers, running ----------------------------------------------------------------------

@@ -174,7 +174,9 @@ ROUNDS = 3
 class Row:
     """One measured throughput line: `events` handled by `implementation` in `seconds`
     (the fastest run), and the `ack` seconds until the broker showed every one of them
-    acked or committed (consume rows of brokers that show it).
+    acked or committed (consume rows of brokers that show it). `unacked` counts the events
+    the broker still held after a run's consumer stopped, in the worst run: a row with any
+    does not give its time to the last ack.
 
     `runs` and `ack_runs` hold every run's seconds, the fastest included.
     """
@@ -187,6 +189,7 @@ class Row:
     runs: tuple[float, ...] = ()
     ack: float | None = None
     ack_runs: tuple[float, ...] = ()
+    unacked: int = 0
     loop: str = field(default_factory=lambda: LOOP)
 
     @property
@@ -261,6 +264,7 @@ async def best_of(scenarios: Sequence[Scenario]) -> list[Row]:
                 runs=tuple(row.seconds for row in done),
                 ack=min(acks) if acks else None,
                 ack_runs=acks,
+                unacked=max(row.unacked for row in done),
             )
         )
     return best

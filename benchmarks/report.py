@@ -119,16 +119,25 @@ def throughput_table(rows: list[Row]) -> str:
     for r in rows:
         key = (r.backend, r.scenario, r.loop)
         ref, fs = raw.get(key), faststream.get(key)
-        ack = r.median_ack
+        ack = None if r.unacked else r.median_ack
+        acked = f"not all acked ({r.unacked} left)" if r.unacked else _seconds(ack)
         lines.append(
             f"| {r.backend} | {r.scenario} | {_name(r.implementation, r.loop)} | {r.events} "
-            f"| {r.median_rate:,.0f} | {_ratio(r.median_rate, ref and ref.median_rate)} "
-            f"| {_ratio(r.median_rate, fs and fs.median_rate)} "
-            f"| {r.rate:,.0f} | {_ratio(r.rate, ref and ref.rate)} "
-            f"| {'-' if ack is None else f'{ack:.3f}'} "
-            f"| {_inverse(ack, ref and ref.median_ack)} | {_inverse(ack, fs and fs.median_ack)} |"
+            f"| {r.median_rate:,.0f} | {_ratio(r.median_rate, ref.median_rate if ref else None)} "
+            f"| {_ratio(r.median_rate, fs.median_rate if fs else None)} "
+            f"| {r.rate:,.0f} | {_ratio(r.rate, ref.rate if ref else None)} "
+            f"| {acked} | {_inverse(ack, _acked(ref))} | {_inverse(ack, _acked(fs))} |"
         )
     return "\n".join(lines)
+
+
+def _seconds(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.3f}"
+
+
+def _acked(row: Row | None) -> float | None:
+    """The median time to the last ack of `row`, if it has one and every event was acked."""
+    return None if row is None or row.unacked else row.median_ack
 
 
 def _inverse(seconds: float | None, reference: float | None) -> str:
@@ -173,9 +182,10 @@ def latency_table(rows: list[LatencyRow]) -> str:
         lines.append(
             f"| {r.backend} | {r.rate:,} | {_name(r.implementation, r.loop)} | {len(r.rounds)} "
             f"| {p50:.2f} | {p99:.2f} | {r.median('p999'):.2f} | {worst:.1f} "
-            f"| {arrived} | {_ratio(p50, ref and ref.median('p50'))} "
-            f"| {_ratio(p99, ref and ref.median('p99'))} "
-            f"| {_ratio(p50, fs and fs.median('p50'))} | {_ratio(p99, fs and fs.median('p99'))} "
+            f"| {arrived} | {_ratio(p50, ref.median('p50') if ref else None)} "
+            f"| {_ratio(p99, ref.median('p99') if ref else None)} "
+            f"| {_ratio(p50, fs.median('p50') if fs else None)} "
+            f"| {_ratio(p99, fs.median('p99') if fs else None)} "
             f"| {target} |"
         )
     return "\n".join(lines)
