@@ -67,10 +67,10 @@ class JetStreamProducer(Producer):
         self._owns_client = client is None
         self._streams: Streams | None = None
         self._lifecycle = asyncio.Lock()
-        self._queue: deque[tuple[OutgoingMessage, asyncio.Future[None]]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._queued = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
-        self._unacked: deque[_Unacked] = deque()
+        self._unacked: deque[_Queued] = deque()
         self._expiry: asyncio.Task[None] | None = None
 
     @property
@@ -139,10 +139,10 @@ class JetStreamProducer(Producer):
                 "(an EventEmitter starts its producer itself)"
             )
         self._check(streams, message)
-        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((message, stored))
+        queued = _Queued(self, streams, message, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
         self._queued.set()
-        return stored
+        return queued.stored
 
     def _check(self, streams: Streams, message: OutgoingMessage) -> None:
         """Raise for a message the backend refuses: a config, a topic that is no subject
@@ -203,7 +203,8 @@ class JetStreamProducer(Producer):
             await self._queued.wait()
             self._queued.clear()
             while queue:
-                message, stored = queue.popleft()
+                queued = queue.popleft()
+                message, stored = queued.message, queued.stored
                 if stored.done():  # the emit was cancelled
                     continue
                 headers = message.headers or None
@@ -215,20 +216,16 @@ class JetStreamProducer(Producer):
                     if not stored.done():
                         stored.set_exception(exc)
                     continue
-                acked.add_done_callback(partial(self._settle, streams, message, stored))
-                unacked.append(_Unacked(loop.time() + self.settings.timeout, acked))
+                queued.acked, queued.deadline = acked, loop.time() + self.settings.timeout
+                acked.add_done_callback(queued)
+                unacked.append(queued)
                 if self._expiry is None or self._expiry.done():
                     self._expiry = asyncio.create_task(self._expire())
 
-    def _settle(
-        self,
-        streams: Streams,
-        message: OutgoingMessage,
-        stored: asyncio.Future[None],
-        acked: asyncio.Future[api.PubAck],
-    ) -> None:
-        """Complete `stored` as JetStream answered (`acked`); when no stream captures
-        the topic, create it and publish the message again."""
+    def _settle(self, queued: _Queued, acked: asyncio.Future[api.PubAck]) -> None:
+        """Complete `queued.stored` as JetStream answered (`acked`); when no stream
+        captures the topic, create it and publish the message again."""
+        streams, message, stored = queued.streams, queued.message, queued.stored
         if stored.done():
             return
         if acked.cancelled():  # by `_expire`
@@ -251,14 +248,16 @@ class JetStreamProducer(Producer):
 
     async def _acks_or_timeouts(self) -> None:
         """Wait until every message sent has its acknowledgement or timed out."""
-        unacked = [u.acked for u in self._unacked if not u.acked.done()]
+        unacked = [u.acked for u in self._unacked if u.acked and not u.acked.done()]
         if unacked:
             await asyncio.wait(unacked, timeout=self.settings.timeout)
         expiry, self._expiry = self._expiry, None
         if expiry is not None:
             await cancel_and_wait([expiry])
         while self._unacked:
-            self._unacked.popleft().acked.cancel()  # their emits time out
+            acked = self._unacked.popleft().acked
+            if acked is not None:
+                acked.cancel()  # its emit times out
 
     async def _expire(self) -> None:
         """Give up on acknowledgements that did not come within `timeout` of sending.
@@ -266,7 +265,8 @@ class JetStreamProducer(Producer):
         unacked, loop = self._unacked, asyncio.get_running_loop()
         while unacked:
             oldest = unacked[0]
-            if oldest.acked.done():
+            acked = oldest.acked
+            if acked is None or acked.done():
                 unacked.popleft()
                 continue
             wait = oldest.deadline - loop.time()
@@ -274,15 +274,24 @@ class JetStreamProducer(Producer):
                 await asyncio.sleep(wait)
             else:
                 unacked.popleft()
-                oldest.acked.cancel()
+                acked.cancel()
 
 
-@dataclass(slots=True)
-class _Unacked:
-    """A message sent and not acknowledged yet: when to give up on it, and its ack."""
+@dataclass(slots=True, eq=False)
+class _Queued:
+    """An enqueued message: its future, and once sent, its acknowledgement and when to
+    give up on it. It is the acknowledgement's done callback: one object per message,
+    which keeps a burst's garbage collections few."""
 
-    deadline: float
-    acked: asyncio.Future[api.PubAck]
+    producer: JetStreamProducer
+    streams: Streams
+    message: OutgoingMessage
+    stored: asyncio.Future[None]
+    acked: asyncio.Future[api.PubAck] | None = None
+    deadline: float = 0.0
+
+    def __call__(self, acked: asyncio.Future[api.PubAck]) -> None:
+        self.producer._settle(self, acked)
 
 
 def _root(topic: str) -> str:
