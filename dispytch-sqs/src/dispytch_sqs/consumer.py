@@ -34,7 +34,9 @@ class SQSConsumer(Consumer):
 
     The queue (and the SNS subscriptions feeding it) is created on `start()`. `receivers`
     long polls run at once, each taking up to `batch_size` messages, while fewer than
-    `max_in_flight` messages are unsettled. While a message is unsettled its visibility
+    `max_in_flight` messages are unsettled. A receiver polls again once the listener has
+    taken what it received, so that handling starts before the next request is built,
+    signed and sent in the same event loop. While a message is unsettled its visibility
     timeout is extended, so a long handler keeps it; a crashed consumer's messages come
     back to the group after `visibility_timeout`. Acks are deleted in batches. A nack
     changes the message's visibility timeout to the delay (rounded up to whole seconds),
@@ -77,6 +79,7 @@ class SQSConsumer(Consumer):
         self._unsettled: dict[Message, float] = {}  # message -> visibility deadline
         self._ready: deque[Message] = deque()
         self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()  # every message received was handed out
         self._room = asyncio.Event()
         self._busy_keys: set[str] = set()
         self._held: dict[str, deque[Message]] = {}
@@ -150,6 +153,7 @@ class SQSConsumer(Consumer):
         ready, fifo = self._ready, self.settings.fifo
         while True:
             while not ready:
+                self._taken.set()
                 self._arrived.clear()
                 await self._arrived.wait()
             msg = ready.popleft()
@@ -206,7 +210,8 @@ class SQSConsumer(Consumer):
     # -- receiving ---------------------------------------------------------------------
 
     async def _receive(self) -> None:
-        """One long poll after another, while there is room for more messages."""
+        """One long poll after another, while there is room for more messages, each once
+        the listener took what the last one received."""
         settings, queue = self.settings, self._running_queue()
         while True:
             while len(self._unsettled) + settings.batch_size > settings.max_in_flight:
@@ -232,7 +237,9 @@ class SQSConsumer(Consumer):
                 msg = self._message(raw, queue.url)
                 self._unsettled[msg] = deadline
                 self._ready.append(msg)
+            self._taken.clear()
             self._arrived.set()
+            await self._taken.wait()
 
     def _message(self, raw: Mapping[str, Any], queue_url: str) -> Message:
         system = raw.get("Attributes", {})

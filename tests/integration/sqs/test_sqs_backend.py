@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from pydantic import BaseModel, ValidationError
 
 from brokers import SQSServer
@@ -145,6 +145,45 @@ async def test_binary_payloads_travel_in_base64(sqs_settings: dict[str, Any]) ->
         await consumer.stop()
     [message] = probe.items
     assert (message.topic, message.payload, message.attempt) == (topic, b"\x00\xff binary \x01", 1)
+
+
+async def test_a_receiver_polls_again_once_listen_took_what_it_received(
+    sqs_settings: dict[str, Any],
+) -> None:
+    """Handling starts before the next poll's request takes the event loop: every
+    ReceiveMessage is sent when `listen()` has handed out all the messages received before."""
+    topic, counts = fresh("topic"), {"received": 0, "taken": 0}
+    not_taken: list[int] = []  # at each ReceiveMessage sent: received and not handed out
+
+    def sending(**_: Any) -> None:
+        not_taken.append(counts["received"] - counts["taken"])
+
+    def answered(parsed: dict[str, Any], **_: Any) -> None:
+        counts["received"] += len(parsed.get("Messages", ()))
+
+    class Watched(SQSSettings):
+        def session(self) -> AioSession:
+            session = super().session()
+            session.register("before-call.sqs.ReceiveMessage", sending)
+            session.register("after-call.sqs.ReceiveMessage", answered)
+            return session
+
+    consumer = SQSConsumer(
+        Watched(**sqs_settings, receivers=1), Subscription(fresh("group"), (TopicPattern(topic),))
+    )
+    await consumer.start()
+    try:
+        async with EventEmitter.from_backend("sqs", **sqs_settings) as emitter:
+            await emitter.emit_many(Note(route=topic, n=n) for n in range(25))
+        async for message in consumer.listen():
+            counts["taken"] += 1
+            consumer.ack(message)
+            if counts["taken"] == 25:
+                break
+    finally:
+        await consumer.stop()
+    assert len(not_taken) >= 3, "25 messages take three polls of ten at least"
+    assert not_taken == [0] * len(not_taken)
 
 
 async def test_a_long_handler_keeps_its_message(sqs_settings: dict[str, Any]) -> None:
