@@ -6,7 +6,6 @@ import logging
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import nats
 from nats.aio.client import Client
 from pydantic import Field, field_validator, model_validator
 from typing_extensions import Self
@@ -85,16 +84,23 @@ class NatsSettings(BackendSettings):
 
     async def connect(self) -> Client:
         """A new nats-py connection that reconnects forever once it was established."""
-        return await nats.connect(
+        client = Client()
+
+        async def disconnected() -> None:
+            if not client.is_closed:  # nats-py calls this on an orderly close too
+                logger.warning("disconnected from NATS; reconnecting")
+
+        await client.connect(
             servers=self.url.servers(),
             name=self.name,
-            connect_timeout=self.timeout,
+            connect_timeout=self.timeout,  # type: ignore[arg-type]  # used with asyncio.wait_for: a float works
             max_reconnect_attempts=-1,
             user_credentials=self.creds_file,
             error_cb=_log_error,
-            disconnected_cb=_log_disconnected,
+            disconnected_cb=disconnected,
             reconnected_cb=_log_reconnected,
         )
+        return client
 
 
 class NatsJetStreamSettings(NatsSettings):
@@ -182,10 +188,6 @@ def _redact(server: str) -> str:
 
 async def _log_error(error: Exception) -> None:
     logger.warning("NATS connection error: %r", error)
-
-
-async def _log_disconnected() -> None:
-    logger.warning("disconnected from NATS; reconnecting")
 
 
 async def _log_reconnected() -> None:
