@@ -210,13 +210,17 @@ class KafkaConsumer(Consumer):
         return self._client
 
     async def _fetch(self, client: AIOKafkaConsumer) -> None:
-        """Top up the backlog of partitions that ran dry; wait only when all did."""
-        hungry = [tp for tp, p in self._partitions.items() if not p.backlog]
-        waiting = len(hungry) == len(self._partitions)
-        if not hungry and not waiting:
+        """Take what aiokafka fetched for every partition whose backlog is under its
+        in-flight limit, before it runs dry: aiokafka fetches a partition's next records
+        once the last are taken, so they come while these are handled, and partitions
+        are fetched together. Wait only when every backlog ran dry."""
+        limit = self._settings.max_in_flight_per_partition
+        low = [tp for tp, p in self._partitions.items() if len(p.backlog) < limit]
+        waiting = not any(p.backlog for p in self._partitions.values())
+        if not low and not waiting:
             return
         timeout = self._poll_timeout() if waiting else 0.0
-        batch = await client.getmany(*hungry, timeout_ms=int(timeout * 1000))
+        batch = await client.getmany(*low, timeout_ms=int(timeout * 1000))
         for tp, records in batch.items():
             partition = self._partitions.get(tp)
             if partition is not None:
