@@ -87,6 +87,7 @@ from harness import (
     fresh,
     handler,
     in_background,
+    listening,
     until,
 )
 
@@ -475,14 +476,8 @@ async def _dispytch_running(bootstrap: str, topic: str, group: str) -> AsyncIter
     listener = EventListener.from_backend(
         "kafka", group=group, bootstrap_servers=bootstrap, **GROUP
     )
-    count_until(listener, topic)
-    task = asyncio.create_task(listener.listen())
-    await listener.wait_ready()
-    try:
+    async with listening(listener, topic):
         yield
-    finally:
-        await listener.stop()
-        await task
 
 
 @asynccontextmanager

@@ -68,7 +68,6 @@ from harness import (
     Row,
     bench_events,
     best_of,
-    count_until,
     counter_dependency,
     encode_event,
     encoded,
@@ -76,6 +75,7 @@ from harness import (
     fresh,
     handler,
     in_background,
+    listening,
     until,
 )
 
@@ -487,14 +487,8 @@ async def _dispytch_running(
 ) -> AsyncIterator[None]:
     """A Dispytch listener of `group` counting the events of `subject`, ready for the block."""
     listener = EventListener.from_backend(backend, group=group, url=url)
-    count_until(listener, subject)
-    task = asyncio.create_task(listener.listen())
-    await listener.wait_ready()
-    try:
+    async with listening(listener, subject):
         yield
-    finally:
-        await listener.stop()
-        await task
 
 
 @asynccontextmanager

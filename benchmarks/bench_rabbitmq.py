@@ -53,12 +53,12 @@ from harness import (
     Row,
     bench_events,
     best_of,
-    count_until,
     counter_dependency,
     encode_event,
     envelope,
     event_envelope,
     handler,
+    listening,
 )
 
 EXCHANGE = "bench"
@@ -240,14 +240,8 @@ async def _dispytch_running(url: str, topic: str, group: str) -> AsyncIterator[N
     listener = EventListener.from_backend(
         "rabbitmq", group=group, url=url, exchange=EXCHANGE, prefetch=PREFETCH
     )
-    count_until(listener, topic)
-    task = asyncio.create_task(listener.listen())
-    await listener.wait_ready()
-    try:
+    async with listening(listener, topic):
         yield
-    finally:
-        await listener.stop()
-        await task
 
 
 @asynccontextmanager

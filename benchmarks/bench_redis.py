@@ -68,6 +68,7 @@ from harness import (
     fresh,
     handler,
     in_background,
+    listening,
     until,
 )
 
@@ -518,14 +519,8 @@ async def _raw_pubsub_running(url: str, topic: str, group: str) -> AsyncIterator
 @asynccontextmanager
 async def _dispytch_running(url: str, backend: str, topic: str, group: str) -> AsyncIterator[None]:
     listener = EventListener.from_backend(backend, group=group, url=url)
-    count_until(listener, topic)
-    task = asyncio.create_task(listener.listen())
-    await listener.wait_ready()
-    try:
+    async with listening(listener, topic):
         yield
-    finally:
-        await listener.stop()
-        await task
 
 
 @asynccontextmanager

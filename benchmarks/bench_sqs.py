@@ -56,6 +56,7 @@ from harness import (
     fresh,
     handler,
     in_background,
+    listening,
     until,
 )
 
@@ -297,11 +298,5 @@ async def _raw_receivers(settings: SQSSettings, sqs: Any, url: str) -> None:
 @asynccontextmanager
 async def _dispytch_running(settings: SQSSettings, topic: str) -> AsyncIterator[None]:
     listener = EventListener.from_backend("sqs", group=fresh("group"), **settings.model_dump())
-    count_until(listener, topic)
-    task = asyncio.create_task(listener.listen())
-    await listener.wait_ready()
-    try:
+    async with listening(listener, topic):
         yield
-    finally:
-        await listener.stop()
-        await task

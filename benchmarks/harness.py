@@ -271,6 +271,20 @@ async def best_of(scenarios: Sequence[Scenario]) -> list[Row]:
 
 
 @asynccontextmanager
+async def listening(listener: EventListener, topic: str) -> AsyncIterator[None]:
+    """Run `listener` for the block, counting the events of `topic` (see `count_until`):
+    ready when the block starts, stopped after it."""
+    count_until(listener, topic)
+    task = asyncio.create_task(listener.listen())
+    await listener.wait_ready()
+    try:
+        yield
+    finally:
+        await listener.stop()
+        await task
+
+
+@asynccontextmanager
 async def in_background(loop: Coroutine[Any, Any, Any]) -> AsyncIterator[None]:
     """Run `loop` as a task for the block; cancel it and wait for it to end after."""
     task = asyncio.create_task(loop)

@@ -32,11 +32,11 @@ from dispytch import EventListener  # noqa: E402
 from harness import (  # noqa: E402
     COUNTER,
     Payload,
-    count_until,
     counter_dependency,
     encoded,
     handler,
     in_background,
+    listening,
 )
 
 FEED = 10_000
@@ -112,14 +112,8 @@ def _memory(implementation: str) -> tuple[Running, Callable[[int], Awaitable[Non
     @asynccontextmanager
     async def dispytch() -> AsyncIterator[None]:
         listener = EventListener.from_url(f"memory://{name}", group="bench")
-        count_until(listener, TOPIC)
-        task = asyncio.create_task(listener.listen())
-        await listener.wait_ready()
-        try:
+        async with listening(listener, TOPIC):
             yield
-        finally:
-            await listener.stop()
-            await task
 
     return (raw if implementation == "raw" else dispytch), feed
 
@@ -165,14 +159,8 @@ def _kafka(implementation: str, bootstrap: str, topic: str, group: str) -> Runni
     @asynccontextmanager
     async def dispytch() -> AsyncIterator[None]:
         listener = EventListener.from_backend("kafka", group=group, bootstrap_servers=bootstrap)
-        count_until(listener, topic)
-        task = asyncio.create_task(listener.listen())
-        await listener.wait_ready()
-        try:
+        async with listening(listener, topic):
             yield
-        finally:
-            await listener.stop()
-            await task
 
     return raw if implementation == "raw" else dispytch
 
