@@ -23,9 +23,9 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import close
-from dispytch_nats.payload import check_size, refuse_config
+from dispytch_nats.payload import check_outgoing
 from dispytch_nats.settings import NatsSettings
-from dispytch_nats.subjects import Subjects, check_topic
+from dispytch_nats.subjects import Subjects
 
 logger = logging.getLogger("dispytch.nats")
 
@@ -97,7 +97,7 @@ class CoreProducer(Producer):
             await self.start()
             client = self._client
             assert client is not None
-        self._check(client, message)
+        check_outgoing(client, self.settings.max_payload, message)
         try:  # _publish, written out: this is the path of every emit
             await client.publish(message.topic, message.payload, headers=message.headers or None)
         except NatsError as exc:
@@ -118,20 +118,11 @@ class CoreProducer(Producer):
                 "CoreProducer is not started: await producer.start() first "
                 "(an EventEmitter starts its producer itself)"
             )
-        self._check(client, message)
+        check_outgoing(client, self.settings.max_payload, message)
         handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((message, handed))
         self._queued.set()
         return handed
-
-    def _check(self, client: Client, message: OutgoingMessage) -> None:
-        """Raise for a message the backend refuses: a config, a topic that is no subject
-        to publish to, a message too large."""
-        refuse_config(message.config)
-        check_topic(message.topic)
-        check_size(
-            client, self.settings.max_payload, message.topic, message.payload, message.headers
-        )
 
     async def _send_queued(self, client: Client) -> None:
         """Publish queued messages in order, as a loop of `publish` calls does; once

@@ -32,10 +32,10 @@ from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_nats._shutdown import cancel_and_wait, close
-from dispytch_nats.payload import check_size, refuse_config
+from dispytch_nats.payload import check_outgoing
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams
-from dispytch_nats.subjects import Subjects, check_topic, root
+from dispytch_nats.subjects import Subjects, root
 
 logger = logging.getLogger("dispytch.nats")
 
@@ -119,7 +119,7 @@ class JetStreamProducer(Producer):
             await self.start()
             streams = self._streams
             assert streams is not None
-        self._check(streams, message)
+        check_outgoing(streams.client, self.settings.max_payload, message)
         await self._publish_checked(streams, message)
 
     def enqueue(self, message: OutgoingMessage) -> Awaitable[None]:
@@ -138,24 +138,11 @@ class JetStreamProducer(Producer):
                 "JetStreamProducer is not started: await producer.start() first "
                 "(an EventEmitter starts its producer itself)"
             )
-        self._check(streams, message)
+        check_outgoing(streams.client, self.settings.max_payload, message)
         queued = _Queued(self, streams, message, asyncio.get_running_loop().create_future())
         self._queue.append(queued)
         self._queued.set()
         return queued.stored
-
-    def _check(self, streams: Streams, message: OutgoingMessage) -> None:
-        """Raise for a message the backend refuses: a config, a topic that is no subject
-        to publish to, a message too large."""
-        refuse_config(message.config)
-        check_topic(message.topic)
-        check_size(
-            streams.client,
-            self.settings.max_payload,
-            message.topic,
-            message.payload,
-            message.headers,
-        )
 
     async def _publish_checked(self, streams: Streams, message: OutgoingMessage) -> None:
         """Publish and wait for the stream's acknowledgement, creating the stream first

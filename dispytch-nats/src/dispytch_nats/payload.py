@@ -1,4 +1,5 @@
-"""What a message to the NATS servers may carry: no backend config, and how large it may be."""
+"""What a message to the NATS servers may carry: no backend config, a subject to publish to,
+and how large it may be."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Mapping
 
 from nats.aio.client import Client
 from pydantic import BaseModel
+
+from dispytch.emitter.producer import OutgoingMessage
+from dispytch_nats.subjects import check_topic
 
 _HEADER_LINE = len("NATS/1.0\r\n\r\n")
 
@@ -42,3 +46,11 @@ def check_size(
             "bytes the NATS server takes (its max_payload): send less, or raise max_payload "
             "in the server's configuration"
         )
+
+
+def check_outgoing(client: Client, max_payload: int, message: OutgoingMessage) -> None:
+    """Raise for a message the backend refuses: a config, a topic that is no subject to
+    publish to, a message larger than the servers take."""
+    refuse_config(message.config)
+    check_topic(message.topic)
+    check_size(client, max_payload, message.topic, message.payload, message.headers)
