@@ -83,6 +83,9 @@ class KafkaConsumer(Consumer):
         self._commit_lock = asyncio.Lock()
         self._acked = asyncio.Event()
         self._drained = asyncio.Event()
+        self._dry = True
+        """Whether every backlog is empty; noted when one runs dry or fills, so acks need
+        not look at every partition."""
         self._committer: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, Partition] = {}
         self._in_flight: dict[Message, Partition] = {}
@@ -159,6 +162,8 @@ class KafkaConsumer(Consumer):
                         self._pause(client, tp, partition)
                         break
                     record = backlog.popleft()
+                    if not backlog:
+                        self._note_dry()
                     message = _message(record, key)
                     pending.append(record.offset)
                     in_flight[message] = partition
@@ -173,7 +178,7 @@ class KafkaConsumer(Consumer):
         partition.done(msg.metadata["offset"])
         if not self._acked.is_set():
             self._acked.set()
-        if not self._in_flight and not self._redeliveries and self._backlog_empty():
+        if self._dry and not self._in_flight and not self._redeliveries:
             self._drained.set()  # the stream went idle: commit now
         if partition.paused and partition.in_flight <= self._resume_below:
             partition.paused = False
@@ -201,8 +206,8 @@ class KafkaConsumer(Consumer):
         async with self._commit_lock:
             await self._commit(self._partitions)
 
-    def _backlog_empty(self) -> bool:
-        return not any(p.backlog for p in self._partitions.values())
+    def _note_dry(self) -> None:
+        self._dry = not any(p.backlog for p in self._partitions.values())
 
     def _running(self) -> AIOKafkaConsumer:
         if self._client is None:
@@ -216,7 +221,7 @@ class KafkaConsumer(Consumer):
         are fetched together. Wait only when every backlog ran dry."""
         limit = self._settings.max_in_flight_per_partition
         low = [tp for tp, p in self._partitions.items() if len(p.backlog) < limit]
-        waiting = not any(p.backlog for p in self._partitions.values())
+        waiting = self._dry
         if not low and not waiting:
             return
         timeout = self._poll_timeout() if waiting else 0.0
@@ -225,6 +230,7 @@ class KafkaConsumer(Consumer):
             partition = self._partitions.get(tp)
             if partition is not None:
                 partition.backlog.extend(records)
+                self._dry = False
 
     def _pause(self, client: AIOKafkaConsumer, tp: TopicPartition, partition: Partition) -> None:
         """Stop fetching `tp` until acks bring it under half its in-flight limit; its
@@ -234,6 +240,7 @@ class KafkaConsumer(Consumer):
             client.pause(tp)
             client.seek(tp, partition.backlog[0].offset)
         partition.backlog.clear()
+        self._note_dry()
 
     def _subscribe(self, client: AIOKafkaConsumer) -> None:
         listener = _Rebalance(self)
@@ -270,6 +277,7 @@ class KafkaConsumer(Consumer):
             for partition in gone.values():
                 partition.retired = True
                 partition.backlog.clear()
+            self._note_dry()
 
     async def _commit(self, partitions: dict[TopicPartition, Partition]) -> None:
         """Commit `partitions` that moved on; hold `_commit_lock` while calling this."""
