@@ -32,7 +32,7 @@ MIN_REDELIVERY_DELAY = 0.1
 """Seconds a nacked message waits at least before it is handed out again."""
 
 _POLL_TIMEOUT = 1.0
-_TURN = 32
+_TURN = 128
 """Messages one partition hands out before the next partition's turn."""
 
 
@@ -156,19 +156,21 @@ class KafkaConsumer(Consumer):
             await self._fetch(client)
             for tp, partition in list(self._partitions.items()):
                 backlog, pending, key = partition.backlog, partition.pending, partition.key
-                turn = _TURN
-                while backlog and turn and not partition.retired:
-                    if len(pending) >= limit:
-                        self._pause(client, tp, partition)
-                        break
+                if not backlog:
+                    continue
+                if len(pending) >= limit:
+                    self._pause(client, tp, partition)
+                    continue
+                for _ in range(min(_TURN, len(backlog), limit - len(pending))):
                     record = backlog.popleft()
-                    if not backlog:
-                        self._note_dry()
                     message = _message(record, key)
                     pending.append(record.offset)
                     in_flight[message] = partition
                     yield message
-                    turn -= 1
+                    if partition.retired:  # revoked meanwhile: its backlog is gone
+                        break
+                if not backlog:
+                    self._note_dry()
 
     def ack(self, msg: Message) -> None:
         """Mark `msg` handled; its offset is committed once all before it are too."""
@@ -207,7 +209,11 @@ class KafkaConsumer(Consumer):
             await self._commit(self._partitions)
 
     def _note_dry(self) -> None:
+        """Note whether every backlog is empty; if so and everything handed out is acked
+        already, the stream went idle: commit now."""
         self._dry = not any(p.backlog for p in self._partitions.values())
+        if self._dry and not self._in_flight and not self._redeliveries and self._acked.is_set():
+            self._drained.set()
 
     def _running(self) -> AIOKafkaConsumer:
         if self._client is None:
