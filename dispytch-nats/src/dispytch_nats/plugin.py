@@ -3,19 +3,25 @@
 
 The modes promise different things, so the capabilities of `nats` follow its settings,
 and a listener's capability check sees the mode it gets.
+
+The factories import the modules that use nats-py when they are called, so loading the
+plugin does not import nats-py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dispytch.backends import Backend, Capabilities, Subscription
 from dispytch.backends.hookspecs import hookimpl
-from dispytch_nats.core import CoreConsumer, CoreProducer
-from dispytch_nats.jetstream import JetStreamConsumer, JetStreamProducer
-from dispytch_nats.replies import reply_consumer
 from dispytch_nats.settings import NatsCoreSettings, NatsJetStreamSettings, NatsSettings
+
+if TYPE_CHECKING:
+    from dispytch.listener.consumer import Consumer
+    from dispytch_nats.core import CoreConsumer, CoreProducer
+    from dispytch_nats.jetstream import JetStreamConsumer, JetStreamProducer
 
 JETSTREAM = Capabilities(
     persistent=True,
@@ -38,15 +44,39 @@ def nats_capabilities(settings: NatsSettings) -> Capabilities:
 
 
 def nats_producer(settings: NatsJetStreamSettings) -> JetStreamProducer | CoreProducer:
-    return CoreProducer(settings) if settings.mode == "core" else JetStreamProducer(settings)
+    if settings.mode == "core":
+        return core_producer(settings)
+    from dispytch_nats.jetstream import JetStreamProducer
+
+    return JetStreamProducer(settings)
 
 
 def nats_consumer(
     settings: NatsJetStreamSettings, subscription: Subscription
 ) -> JetStreamConsumer | CoreConsumer:
     if settings.mode == "core":
-        return CoreConsumer(settings, subscription)
+        return core_consumer(settings, subscription)
+    from dispytch_nats.jetstream import JetStreamConsumer
+
     return JetStreamConsumer(settings, subscription)
+
+
+def core_producer(settings: NatsSettings) -> CoreProducer:
+    from dispytch_nats.core import CoreProducer
+
+    return CoreProducer(settings)
+
+
+def core_consumer(settings: NatsSettings, subscription: Subscription) -> CoreConsumer:
+    from dispytch_nats.core import CoreConsumer
+
+    return CoreConsumer(settings, subscription)
+
+
+def nats_reply_consumer(settings: NatsJetStreamSettings, topic: str) -> Consumer:
+    from dispytch_nats.replies import reply_consumer
+
+    return reply_consumer(settings, topic)
 
 
 @hookimpl
@@ -59,7 +89,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_consumer=nats_consumer,
             capabilities=JETSTREAM,
             capabilities_by_settings=nats_capabilities,
-            create_reply_consumer=reply_consumer,
+            create_reply_consumer=nats_reply_consumer,
             schemes=("nats",),
             install="dispytch-nats",
             description="NATS JetStream (or core NATS with mode='core'): streams, durable "
@@ -70,8 +100,8 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
         Backend(
             name="nats-core",
             settings=NatsCoreSettings,
-            create_producer=CoreProducer,
-            create_consumer=CoreConsumer,
+            create_producer=core_producer,
+            create_consumer=core_consumer,
             capabilities=CORE,
             capabilities_by_settings=nats_capabilities,
             schemes=("nats-core",),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from nats.aio.client import Client
 from pydantic import Field, field_validator, model_validator
 from typing_extensions import Self
 
 from dispytch.backends.settings import BackendSettings, SecretURL
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 logger = logging.getLogger("dispytch.nats")
 
@@ -84,6 +86,8 @@ class NatsSettings(BackendSettings):
 
     async def connect(self) -> Client:
         """A new nats-py connection that reconnects forever once it was established."""
+        from nats.aio.client import Client
+
         client = Client()
 
         async def disconnected() -> None:

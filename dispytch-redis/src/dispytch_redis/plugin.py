@@ -3,18 +3,24 @@
 
 The modes promise different things, so the capabilities of `redis` follow its
 settings, and a listener's capability check sees the mode it gets.
+
+The factories import the modules that use redis-py when they are called, so loading the
+plugin does not import redis-py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dispytch.backends import Backend, Capabilities, Subscription
 from dispytch.backends.hookspecs import hookimpl
-from dispytch_redis.pubsub import RedisConsumer, RedisProducer
-from dispytch_redis.replies import reply_consumer
 from dispytch_redis.settings import RedisPubSubSettings, RedisSettings, RedisStreamsSettings
-from dispytch_redis.streams import RedisStreamConsumer, RedisStreamProducer
+
+if TYPE_CHECKING:
+    from dispytch_redis.pubsub import RedisConsumer, RedisProducer
+    from dispytch_redis.replies import RedisReplyConsumer
+    from dispytch_redis.streams import RedisStreamConsumer, RedisStreamProducer
 
 STREAMS = Capabilities(
     persistent=True,
@@ -44,12 +50,16 @@ def redis_consumer(
 
 
 def stream_producer(settings: RedisStreamsSettings) -> RedisStreamProducer:
+    from dispytch_redis.streams import RedisStreamProducer
+
     return RedisStreamProducer(settings.client(), maxlen=settings.maxlen, close_client=True)
 
 
 def stream_consumer(
     settings: RedisStreamsSettings, subscription: Subscription
 ) -> RedisStreamConsumer:
+    from dispytch_redis.streams import RedisStreamConsumer
+
     return RedisStreamConsumer(
         settings.client(read_timeout=settings.timeout + settings.block),
         subscription.group,
@@ -66,11 +76,21 @@ def stream_consumer(
 
 
 def pubsub_producer(settings: RedisSettings) -> RedisProducer:
+    from dispytch_redis.pubsub import RedisProducer
+
     return RedisProducer(settings.client(), close_client=True)
 
 
 def pubsub_consumer(settings: RedisSettings, subscription: Subscription) -> RedisConsumer:
+    from dispytch_redis.pubsub import RedisConsumer
+
     return RedisConsumer(settings.client().pubsub(), subscription.patterns, close_client=True)
+
+
+def redis_reply_consumer(settings: RedisStreamsSettings, topic: str) -> RedisReplyConsumer:
+    from dispytch_redis.replies import reply_consumer
+
+    return reply_consumer(settings, topic)
 
 
 @hookimpl
@@ -83,7 +103,7 @@ def dispytch_register_backends(register: Callable[[Backend], None]) -> None:
             create_consumer=redis_consumer,
             capabilities=STREAMS,
             capabilities_by_settings=redis_capabilities,
-            create_reply_consumer=reply_consumer,
+            create_reply_consumer=redis_reply_consumer,
             schemes=("redis", "rediss"),
             install="dispytch-redis",
             description="Redis Streams (or Pub/Sub with mode='pubsub'): consumer groups, acks, "

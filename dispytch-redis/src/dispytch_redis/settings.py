@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import EqualJitterBackoff
 from typing_extensions import Self
 
 from dispytch.backends.settings import BackendSettings, SecretURL
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _SCHEMES = {
     "redis": "redis",
@@ -58,6 +58,10 @@ class RedisSettings(BackendSettings):
     def client(self, read_timeout: float | None = None) -> Redis:
         """A new redis-py asyncio client; replies may take `read_timeout` seconds
         (default: `timeout`). Failed commands are retried as redis-py's own clients do."""
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import EqualJitterBackoff
+
         pool = BlockingConnectionPool.from_url(
             self.url.get_secret_value(),
             max_connections=self.max_connections,

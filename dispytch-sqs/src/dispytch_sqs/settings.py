@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from pydantic import Field, SecretStr, model_validator
 from typing_extensions import Self
 
 from dispytch.backends.settings import BackendSettings
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
 
 SNS_MESSAGE_LIMIT = 262_144
 """Bytes SNS takes in one message (body and attributes); SQS itself takes up to 1 MiB."""
@@ -104,6 +105,8 @@ class SQSSettings(BackendSettings):
 
     def session(self) -> AioSession:
         """A new aiobotocore session, on `profile` when given."""
+        from aiobotocore.session import AioSession
+
         return AioSession(profile=self.profile)
 
     def client_options(self) -> dict[str, Any]:
@@ -111,6 +114,8 @@ class SQSSettings(BackendSettings):
 
         Reads may take `wait_time` seconds longer than `timeout`, for long polls.
         """
+        from aiobotocore.config import AioConfig
+
         options: dict[str, Any] = {
             "region_name": self.region,
             "endpoint_url": self.endpoint_url,
