@@ -163,14 +163,14 @@ class KafkaConsumer(Consumer):
                     continue
                 for _ in range(min(_TURN, len(backlog), limit - len(pending))):
                     record = backlog.popleft()
+                    if not backlog:  # noted before the last message goes: its ack may be the last
+                        self._note_dry()
                     message = _message(record, key)
                     pending.append(record.offset)
                     in_flight[message] = partition
                     yield message
                     if partition.retired:  # revoked meanwhile: its backlog is gone
                         break
-                if not backlog:
-                    self._note_dry()
 
     def ack(self, msg: Message) -> None:
         """Mark `msg` handled; its offset is committed once all before it are too."""
@@ -209,11 +209,7 @@ class KafkaConsumer(Consumer):
             await self._commit(self._partitions)
 
     def _note_dry(self) -> None:
-        """Note whether every backlog is empty; if so and everything handed out is acked
-        already, the stream went idle: commit now."""
         self._dry = not any(p.backlog for p in self._partitions.values())
-        if self._dry and not self._in_flight and not self._redeliveries and self._acked.is_set():
-            self._drained.set()
 
     def _running(self) -> AIOKafkaConsumer:
         if self._client is None:
