@@ -318,11 +318,16 @@ class KafkaConsumer(Consumer):
         """Commit once every message handed out is acked, or `commit_interval` after the
         first ack not committed yet, whichever comes first."""
         acked, drained = self._acked, self._drained
+        loop = asyncio.get_running_loop()
         while True:
             await acked.wait()
-            if not drained.is_set():
-                with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(drained.wait(), self._settings.commit_interval)
+            # A timer, not asyncio.wait_for: before 3.12 wait_for swallows a cancellation
+            # that comes as `drained` is set, and stopping the consumer would hang.
+            interval_over = loop.call_later(self._settings.commit_interval, drained.set)
+            try:
+                await drained.wait()
+            finally:
+                interval_over.cancel()
             acked.clear()
             drained.clear()
             await self.commit()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 
 import pytest
 from pydantic import ValidationError
 
-from dispytch.backends import BackendSettingsError, select_backend
+from dispytch.backends import BackendSettingsError, Subscription, select_backend
 from dispytch.routing import TopicPattern
 from dispytch_kafka import KafkaEventConfig, KafkaSettings
-from dispytch_kafka.consumer import subscription_regex
+from dispytch_kafka.consumer import KafkaConsumer, subscription_regex
 from dispytch_kafka.partition import Partition
 
 pytestmark = pytest.mark.kafka
@@ -121,3 +122,22 @@ def test_the_subscription_regex_matches_whole_topics_only() -> None:
     assert not regex.match("orders.eu.created.dlq")
     assert not regex.match("orders.eu.west.created")
     assert not regex.match("audit.dlq")
+
+
+async def test_stopping_the_committer_as_the_stream_goes_idle_does_not_hang() -> None:
+    """A cancellation that comes in the turn the stream goes idle ends the committer
+    (asyncio.wait_for before 3.12 swallows it, and stopping the consumer hung)."""
+    consumer = KafkaConsumer.from_settings(
+        KafkaSettings(), Subscription("group", (TopicPattern("orders"),))
+    )
+    committer = asyncio.create_task(consumer._commit_periodically())
+    await asyncio.sleep(0)
+    consumer._acked.set()  # a message acked: the committer waits for idle or the interval
+    for _ in range(3):
+        await asyncio.sleep(0)
+    consumer._drained.set()  # the stream goes idle, and in the same turn the consumer stops
+    committer.cancel()
+
+    done, _ = await asyncio.wait({committer}, timeout=2.0)
+    assert done, "the committer ignored its cancellation"
+    assert committer.cancelled()

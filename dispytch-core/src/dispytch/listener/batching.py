@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from typing import Any, Protocol
 
 from dispytch.dead_letter import Reason
@@ -132,9 +131,13 @@ class BatchRunner:
         try:
             if self.draining:
                 await asyncio.sleep(0)  # take what the scheduler's lanes hand in meanwhile
-            else:
-                with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(current.full.wait(), self.batch.max_wait)
+            else:  # a timer, not wait_for, which before 3.12 may swallow a cancellation
+                loop = asyncio.get_running_loop()
+                waited = loop.call_later(self.batch.max_wait, current.full.set)
+                try:
+                    await current.full.wait()
+                finally:
+                    waited.cancel()
             if self._open.get(key) is current:
                 del self._open[key]
             previous = current.previous

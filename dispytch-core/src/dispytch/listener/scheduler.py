@@ -1,9 +1,13 @@
 """Scheduling handled messages: a bound on in-flight work, one lane per ordering key,
 and a pool of workers for messages without a key.
 
-Workers are reused rather than started per message: a worker keeps taking queued
-messages until none are left, so a fast handler costs no task switch at all, while
-a slow one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
+The first message submitted in a turn of the event loop starts at once, eagerly
+(`eager.start`): its handler runs until it first waits, and only then does a task carry
+it on. A message that arrives alone (at a low rate) is handled with no task switch at all.
+The rest of a burst queues for workers, which are reused rather than started per
+message: a worker keeps taking queued messages until none are left, so a fast handler
+costs no task switch per message, while a slow one (awaiting I/O) lets other workers, up
+to the in-flight bound, carry on.
 
 `handle` may return a future instead of settling the message (a batch handler's batch
 collects it): the message keeps its slot until that future is done, and `finish` and
@@ -15,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
+from dispytch.listener import eager
 from dispytch.listener.consumer import Message
 
 logger = logging.getLogger("dispytch.listener")
 
-Handle = Callable[[Message], Awaitable[object]]
+Handle = Callable[[Message], Coroutine[Any, Any, object]]
 """Settles a message; or returns a future that is done once the message is settled."""
 
 
@@ -49,6 +55,7 @@ class Scheduler:
         self._closing = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._held: dict[asyncio.Future[Any], int] = {}  # futures settling messages: how many
+        self._fresh = True  # no message submitted yet in this turn of the event loop
 
     @property
     def in_flight(self) -> int:
@@ -67,9 +74,13 @@ class Scheduler:
             await self._room
 
     def submit(self, msg: Message, key: str | None) -> None:
-        """Queue `msg`; the caller made sure the scheduler is not `full`."""
+        """Start or queue `msg`; the caller made sure the scheduler is not `full`."""
         self._free -= 1
-        if key is None:
+        if self._fresh and (key is None or key not in self._lanes):
+            self._fresh = False
+            asyncio.get_running_loop().call_soon(self._turned)
+            self._start(msg, key)
+        elif key is None:
             self._queue.append(msg)
             if not self._starting:  # else a worker on its way takes it
                 self._call_worker()
@@ -108,6 +119,42 @@ class Scheduler:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._lanes.clear()
         self._queue.clear()
+
+    def _turned(self) -> None:
+        self._fresh = True
+
+    def _start(self, msg: Message, key: str | None) -> None:
+        """Handle `msg` eagerly; if its handler waits, a task carries on, and the next
+        messages of its `key` queue in a lane behind it."""
+        try:
+            task = eager.start(self._handle(msg), self._settled)
+        except (Exception, asyncio.CancelledError):
+            self._failed(msg)
+            self._settled(None)
+            return
+        if task is not None:
+            self._tasks.add(task)
+            if key is not None:
+                self._lanes[key] = deque()
+            task.add_done_callback(partial(self._carried_on, msg, key))
+
+    def _carried_on(self, msg: Message, key: str | None, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        result = None
+        if not task.cancelled():
+            error = task.exception()
+            if error is None:
+                result = task.result()
+            else:
+                self._failed(msg, error)
+        self._settled(result)
+        if key is not None:
+            if not self._lanes.get(key):
+                self._lanes.pop(key, None)
+            elif self._idle_lanes:
+                self._idle_lanes.pop().set_result(key)
+            else:
+                self._spawn(self._run_lanes(key))
 
     def _call_worker(self) -> None:
         """Make sure a worker will look at the queue: wake an idle one or start one.
@@ -172,25 +219,32 @@ class Scheduler:
             msg = queue.popleft()
             if call_workers and queue and not self._starting:
                 self._call_worker()
-            settling = None
+            result = None
             try:
                 result = await handle(msg)
-                if isinstance(result, asyncio.Future):
-                    settling = result
             except Exception:
-                logger.exception(
-                    "settling a message from %s failed; the broker will redeliver it",
-                    msg.topic,
-                    extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
-                )
+                self._failed(msg)
             finally:
-                if settling is not None:
-                    self._hold(settling)
-                else:  # `_release()`, inline: this runs for every message
-                    self._free += 1
-                    room = self._room
-                    if room is not None and self._free >= self._wake_at and not room.done():
-                        room.set_result(None)
+                self._settled(result)
+
+    def _settled(self, result: object) -> None:
+        """A message is done with: free its slot, or, when it returned a future (its
+        batch's), hold the slot until that is done."""
+        if isinstance(result, asyncio.Future):
+            self._hold(result)
+        else:  # `_release()`, inline: this runs for every message
+            self._free += 1
+            room = self._room
+            if room is not None and self._free >= self._wake_at and not room.done():
+                room.set_result(None)
+
+    def _failed(self, msg: Message, error: BaseException | None = None) -> None:
+        logger.error(
+            "settling a message from %s failed; the broker will redeliver it",
+            msg.topic,
+            exc_info=error or True,
+            extra={"topic": msg.topic, "attempt": msg.attempt, "outcome": "unsettled"},
+        )
 
     def _hold(self, settling: asyncio.Future[Any]) -> None:
         """Keep a message's slot until `settling` (often shared by a whole batch) is done."""
@@ -208,7 +262,7 @@ class Scheduler:
             settling.exception()  # retrieved: a batch logs what it raises
         self._release(self._held.pop(settling))
 
-    def _release(self, slots: int = 1) -> None:
+    def _release(self, slots: int) -> None:
         """Free the slots of settled messages; wake the puller once a batch of slots is free."""
         self._free += slots
         room = self._room
