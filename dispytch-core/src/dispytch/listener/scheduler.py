@@ -1,13 +1,13 @@
 """Scheduling handled messages: a bound on in-flight work, one lane per ordering key,
 and a pool of workers for messages without a key.
 
-The first message submitted in a turn of the event loop starts at once, eagerly
-(`eager.start`): its handler runs until it first waits, and only then does a task carry
-it on. A message that arrives alone (at a low rate) is handled with no task switch at all.
-The rest of a burst queues for workers, which are reused rather than started per
-message: a worker keeps taking queued messages until none are left, so a fast handler
-costs no task switch per message, while a slow one (awaiting I/O) lets other workers, up
-to the in-flight bound, carry on.
+The first messages submitted in a turn of the event loop start at once, eagerly
+(`eager.start`): a handler runs until it first waits, and only then does a task carry it
+on. A message that arrives alone or in a short burst is handled with no task switch at
+all. The rest of a long burst queues for workers, which are reused rather than started
+per message: a worker keeps taking queued messages until none are left, so a fast
+handler costs no task switch per message (and less than an eager start), while a slow
+one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
 
 `handle` may return a future instead of settling the message (a batch handler's batch
 collects it): the message keeps its slot until that future is done, and `finish` and
@@ -27,6 +27,9 @@ from dispytch.listener import eager
 from dispytch.listener.consumer import Message
 
 logger = logging.getLogger("dispytch.listener")
+
+EAGER_PER_TURN = 8
+"""Messages that start eagerly per turn of the event loop; the rest queue for workers."""
 
 Handle = Callable[[Message], Coroutine[Any, Any, object]]
 """Settles a message; or returns a future that is done once the message is settled."""
@@ -55,7 +58,7 @@ class Scheduler:
         self._closing = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._held: dict[asyncio.Future[Any], int] = {}  # futures settling messages: how many
-        self._fresh = True  # no message submitted yet in this turn of the event loop
+        self._eager_left = EAGER_PER_TURN  # in this turn of the event loop
 
     @property
     def in_flight(self) -> int:
@@ -76,9 +79,10 @@ class Scheduler:
     def submit(self, msg: Message, key: str | None) -> None:
         """Start or queue `msg`; the caller made sure the scheduler is not `full`."""
         self._free -= 1
-        if self._fresh and (key is None or key not in self._lanes):
-            self._fresh = False
-            asyncio.get_running_loop().call_soon(self._turned)
+        if self._eager_left and (key is None or key not in self._lanes):
+            if self._eager_left == EAGER_PER_TURN:
+                asyncio.get_running_loop().call_soon(self._turned)
+            self._eager_left -= 1
             self._start(msg, key)
         elif key is None:
             self._queue.append(msg)
@@ -121,7 +125,7 @@ class Scheduler:
         self._queue.clear()
 
     def _turned(self) -> None:
-        self._fresh = True
+        self._eager_left = EAGER_PER_TURN
 
     def _start(self, msg: Message, key: str | None) -> None:
         """Handle `msg` eagerly; if its handler waits, a task carries on, and the next
