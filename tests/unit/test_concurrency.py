@@ -184,3 +184,46 @@ async def test_messages_without_a_key_run_concurrently_up_to_the_bound(
         gates.open_all()
         await log.wait_for(24, WAIT)
     assert len(consumer.acked) == 12
+
+
+async def test_a_handler_keeps_one_task_of_its_own_across_its_awaits(wire: Wire) -> None:
+    """What `asyncio.timeout`, task groups and cancel scopes (httpx's) rely on, for
+    messages that start eagerly (arriving one at a time) and those of a burst alike."""
+    consumer, seen = SyncAckConsumer(wire), Probe()
+    listener = EventListener(consumer)
+
+    @listener.handler(topic="steps", event="step")
+    async def step(event: Event[Step]) -> None:
+        first = asyncio.current_task()
+        await asyncio.sleep(0)
+        seen.add((first, asyncio.current_task()))
+
+    async with running(listener):
+        for n in range(3):
+            put_step(wire, f"alone-{n}")
+            await let_run()
+        for n in range(20):
+            put_step(wire, f"burst-{n}")
+        handled = await seen.wait_for(23, WAIT)
+
+    assert all(first is after for first, after in handled)
+
+
+async def test_a_handler_timing_out_fails_alone_and_the_listener_goes_on(wire: Wire) -> None:
+    consumer, seen = SyncAckConsumer(wire), Probe()
+    listener = EventListener(consumer)
+
+    @listener.handler(topic="steps", event="step")
+    async def step(event: Event[Step]) -> None:
+        if event.body.name == "slow":
+            await asyncio.wait_for(asyncio.sleep(10), 0.01)
+        seen.add(event.body.name)
+
+    async with running(listener):
+        put_step(wire, "slow")
+        await let_run()
+        await asyncio.sleep(0.05)  # the slow handler's timeout has gone off
+        put_step(wire, "next")
+        assert await seen.wait_for(1, WAIT) == ["next"]
+
+    assert len(consumer.acked) == 2, "the timed-out message is dead-lettered, then acked"

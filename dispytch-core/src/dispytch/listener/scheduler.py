@@ -1,12 +1,12 @@
 """Scheduling handled messages: a bound on in-flight work, one lane per ordering key,
 and a pool of workers for messages without a key.
 
-The first messages submitted in a turn of the event loop start at once, eagerly
-(`eager.start`): a handler runs until it first waits, and only then does a task carry it
-on. A message that arrives alone or in a short burst is handled with no task switch at
-all. The rest of a long burst queues for workers, which are reused rather than started
-per message: a worker keeps taking queued messages until none are left, so a fast
-handler costs no task switch per message (and less than an eager start), while a slow
+On Python 3.12+, the first messages submitted in a turn of the event loop start at once,
+in eager tasks: a handler runs in its own task until it first waits, so a message that
+arrives alone or in a short burst waits for no turn of the event loop. The rest of a long
+burst (and every message before 3.12) queues for workers, which are reused rather than
+started per message: a worker keeps taking queued messages until none are left, so a fast
+handler costs no task switch per message (and less than a task of its own), while a slow
 one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
 
 `handle` may return a future instead of settling the message (a batch handler's batch
@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from dispytch.listener import eager
 from dispytch.listener.consumer import Message
 
 logger = logging.getLogger("dispytch.listener")
 
-EAGER_PER_TURN = 8
-"""Messages that start eagerly per turn of the event loop; the rest queue for workers."""
+EAGER_PER_TURN = 8 if sys.version_info >= (3, 12) else 0
+"""Messages that start in an eager task per turn of the event loop (Python 3.12+, whose
+tasks can start eagerly: a handler must run in a task of its own, which `asyncio.timeout`
+and cancel scopes rely on); the rest queue for workers."""
 
 Handle = Callable[[Message], Coroutine[Any, Any, object]]
 """Settles a message; or returns a future that is done once the message is settled."""
@@ -128,15 +130,14 @@ class Scheduler:
         self._eager_left = EAGER_PER_TURN
 
     def _start(self, msg: Message, key: str | None) -> None:
-        """Handle `msg` eagerly; if its handler waits, a task carries on, and the next
-        messages of its `key` queue in a lane behind it."""
-        try:
-            task = eager.start(self._handle(msg), self._settled)
-        except (Exception, asyncio.CancelledError):
-            self._failed(msg)
-            self._settled(None)
-            return
-        if task is not None:
+        """Handle `msg` in an eager task; if its handler waits, the next messages of its
+        `key` queue in a lane behind it."""
+        if sys.version_info >= (3, 12):  # EAGER_PER_TURN is 0 before
+            loop = asyncio.get_running_loop()
+            task = asyncio.Task(self._handle(msg), loop=loop, eager_start=True)
+            if task.done():  # finished without waiting
+                self._carried_on(msg, None, task)
+                return
             self._tasks.add(task)
             if key is not None:
                 self._lanes[key] = deque()
