@@ -20,6 +20,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 from aiokafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
+from dispytch._timers import wait_at_most
 from dispytch.backends.backend import Subscription
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
@@ -318,16 +319,9 @@ class KafkaConsumer(Consumer):
         """Commit once every message handed out is acked, or `commit_interval` after the
         first ack not committed yet, whichever comes first."""
         acked, drained = self._acked, self._drained
-        loop = asyncio.get_running_loop()
         while True:
             await acked.wait()
-            # A timer, not asyncio.wait_for: before 3.12 wait_for swallows a cancellation
-            # that comes as `drained` is set, and stopping the consumer would hang.
-            interval_over = loop.call_later(self._settings.commit_interval, drained.set)
-            try:
-                await drained.wait()
-            finally:
-                interval_over.cancel()
+            await wait_at_most(drained, self._settings.commit_interval)
             acked.clear()
             drained.clear()
             await self.commit()

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from dispytch._timers import wait_at_most
 from dispytch.dead_letter import Reason
 from dispytch.di.resolve import InvalidEvent, Scope, run, validated_event
 from dispytch.event import Event
@@ -131,13 +132,8 @@ class BatchRunner:
         try:
             if self.draining:
                 await asyncio.sleep(0)  # take what the scheduler's lanes hand in meanwhile
-            else:  # a timer, not wait_for, which before 3.12 may swallow a cancellation
-                loop = asyncio.get_running_loop()
-                waited = loop.call_later(self.batch.max_wait, current.full.set)
-                try:
-                    await current.full.wait()
-                finally:
-                    waited.cancel()
+            else:
+                await wait_at_most(current.full, self.batch.max_wait)
             if self._open.get(key) is current:
                 del self._open[key]
             previous = current.previous

@@ -94,10 +94,7 @@ class Scheduler:
             self._lanes[key].append(msg)
         else:
             self._lanes[key] = deque([msg])
-            if self._idle_lanes:
-                self._idle_lanes.pop().set_result(key)
-            else:
-                self._spawn(self._run_lanes(key))
+            self._drain_lane(key)
 
     async def finish(self, timeout: float) -> bool:
         """Let queued and running messages finish within `timeout` seconds; cancel the rest.
@@ -154,12 +151,17 @@ class Scheduler:
                 self._failed(msg, error)
         self._settled(result)
         if key is not None:
-            if not self._lanes.get(key):
-                self._lanes.pop(key, None)
-            elif self._idle_lanes:
-                self._idle_lanes.pop().set_result(key)
+            if self._lanes.get(key):
+                self._drain_lane(key)
             else:
-                self._spawn(self._run_lanes(key))
+                self._lanes.pop(key, None)
+
+    def _drain_lane(self, key: str) -> None:
+        """Hand `key`'s lane to an idle lane runner, or start one."""
+        if self._idle_lanes:
+            self._idle_lanes.pop().set_result(key)
+        else:
+            self._spawn(self._run_lanes(key))
 
     def _call_worker(self) -> None:
         """Make sure a worker will look at the queue: wake an idle one or start one.
