@@ -549,7 +549,8 @@ class EventListener:
                     msg = await anext(messages)
                 except StopAsyncIteration:
                     return
-                scheduler.submit(msg, msg.key if ordered else None)
+                if scheduler.submit(msg, msg.key if ordered else None):
+                    await asyncio.sleep(0)  # the handler starts before the next pull
         finally:
             close = getattr(messages, "aclose", None)
             if close is not None:
