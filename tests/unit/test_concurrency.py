@@ -1,7 +1,6 @@
 """Point 7: a bound on in-flight messages (backpressure) and ordering per key."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,7 +9,6 @@ from seed_fakes import SyncAckConsumer, Wire
 from support import WAIT, eventually, let_run
 
 from dispytch import Event, EventListener
-from dispytch.listener.consumer import Message
 from dispytch.testing import Probe, running
 
 
@@ -229,42 +227,3 @@ async def test_a_handler_timing_out_fails_alone_and_the_listener_goes_on(wire: W
         assert await seen.wait_for(1, WAIT) == ["next"]
 
     assert len(consumer.acked) == 2, "the timed-out message is dead-lettered, then acked"
-
-
-class LoggingPulls(SyncAckConsumer):
-    """Logs each time the listener asks for the next message, as a client would start
-    its next read from the broker."""
-
-    def __init__(self, wire: Wire, log: Probe) -> None:
-        super().__init__(wire)
-        self.log = log
-
-    async def listen(self) -> AsyncIterator[Message]:
-        while True:
-            self.log.add("pull")
-            raw = await self.wire.queue.get()
-            if raw is None:
-                return
-            yield Message(topic=raw.topic, payload=raw.payload, key=raw.key)
-
-
-@pytest.mark.parametrize("ordered", [True, False])
-async def test_a_message_arriving_alone_is_handled_before_the_next_pull(
-    wire: Wire, ordered: bool
-) -> None:
-    """A client's next read (a blocking XREADGROUP, a long poll) can take a while to
-    send: the handler of what arrived starts first, whether it waits for a worker or not."""
-    log = Probe()
-    consumer = LoggingPulls(wire, log)
-    listener = EventListener(consumer, ordered=ordered)
-
-    @listener.handler(topic="steps", event="step")
-    async def step(event: Event[Step]) -> None:
-        log.add(f"handle {event.body.name}")
-
-    async with running(listener):
-        for n in range(3):
-            put_step(wire, str(n), key="k")
-            await log.wait_for(2 * n + 3, WAIT)
-
-    assert log.items[:7] == ["pull", "handle 0", "pull", "handle 1", "pull", "handle 2", "pull"]

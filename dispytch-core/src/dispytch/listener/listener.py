@@ -549,8 +549,7 @@ class EventListener:
                     msg = await anext(messages)
                 except StopAsyncIteration:
                     return
-                if scheduler.submit(msg, msg.key if ordered else None):
-                    await asyncio.sleep(0)  # the handler starts before the next pull
+                scheduler.submit(msg, msg.key if ordered else None)
         finally:
             close = getattr(messages, "aclose", None)
             if close is not None:

@@ -9,12 +9,6 @@ started per message: a worker keeps taking queued messages until none are left, 
 handler costs no task switch per message (and less than a task of its own), while a slow
 one (awaiting I/O) lets other workers, up to the in-flight bound, carry on.
 
-When `submit` had to call a worker, it says so, and the listener yields to the event loop
-before its next pull: a message that arrived alone starts before the client sends its next
-read (a blocking XREADGROUP, a long poll), not after. A worker (or lane runner) that ran
-out of messages lingers for a turn of the event loop before it parks, so the rest of a
-burst pulled meanwhile finds it still running and the listener pulls on without yielding.
-
 `handle` may return a future instead of settling the message (a batch handler's batch
 collects it): the message keeps its slot until that future is done, and `finish` and
 `cancel` wait for and cancel it like a worker.
@@ -84,31 +78,23 @@ class Scheduler:
             self._room = asyncio.get_running_loop().create_future()
             await self._room
 
-    def submit(self, msg: Message, key: str | None) -> bool:
-        """Start or queue `msg`; the caller made sure the scheduler is not `full`.
-
-        True when a worker was called for it: the message starts once the caller yields
-        to the event loop.
-        """
+    def submit(self, msg: Message, key: str | None) -> None:
+        """Start or queue `msg`; the caller made sure the scheduler is not `full`."""
         self._free -= 1
         if self._eager_left and (key is None or key not in self._lanes):
             if self._eager_left == EAGER_PER_TURN:
                 asyncio.get_running_loop().call_soon(self._turned)
             self._eager_left -= 1
             self._start(msg, key)
-            return False
-        if key is None:
+        elif key is None:
             self._queue.append(msg)
-            if self._starting:  # a worker on its way takes it
-                return False
-            self._call_worker()
-            return True
-        if key in self._lanes:
+            if not self._starting:  # else a worker on its way takes it
+                self._call_worker()
+        elif key in self._lanes:
             self._lanes[key].append(msg)
-            return False
-        self._lanes[key] = deque([msg])
-        self._drain_lane(key)
-        return True
+        else:
+            self._lanes[key] = deque([msg])
+            self._drain_lane(key)
 
     async def finish(self, timeout: float) -> bool:
         """Let queued and running messages finish within `timeout` seconds; cancel the rest.
@@ -202,11 +188,6 @@ class Scheduler:
         try:
             while True:
                 await self._settle_all(queue, call_workers=True)
-                self._starting += 1  # lingers a turn: what is pulled meanwhile is its
-                await asyncio.sleep(0)
-                self._starting -= 1
-                if queue:
-                    continue
                 if self._closing:
                     return
                 waiter = asyncio.get_running_loop().create_future()
@@ -227,11 +208,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         next_key: str | None = key
         while next_key is not None:
-            lane = self._lanes[next_key]
             try:
-                while lane:
-                    await self._settle_all(lane, call_workers=False)
-                    await asyncio.sleep(0)  # lingers a turn: what is pulled meanwhile is its
+                await self._settle_all(self._lanes[next_key], call_workers=False)
             finally:
                 self._lanes.pop(next_key, None)
             if self._closing:
