@@ -234,6 +234,7 @@ class RedisStreamConsumer(Consumer):
         if not self._streams:
             await asyncio.sleep(wait)
             return []
+        await asyncio.sleep(0)  # handlers of the entries just handed out start before the read
         reply = await self.redis.xreadgroup(
             self.group,
             self.name,

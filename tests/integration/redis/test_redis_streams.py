@@ -292,3 +292,44 @@ async def test_concurrent_emits_share_pipelines_in_order_and_fail_one_by_one(
     assert isinstance(refused, ResponseError), "XADD to a string key fails that emit only"
     entries = await redis.xrange(topic)
     assert [json.loads(f[b"payload"])["body"]["n"] for _, f in entries] == list(range(2500))
+
+
+class ReadLoggingRedis(Redis):
+    """A real client that notes each XREADGROUP it sends and the entries it got back."""
+
+    log: list[str]
+
+    async def xreadgroup(self, *args: Any, **kwargs: Any) -> Any:
+        self.log.append("read")
+        reply = await super().xreadgroup(*args, **kwargs)
+        ids = [entry_id for _, entries in reply for entry_id, _ in entries]
+        if ids:
+            self.log.append(f"got {len(ids)}")
+        return reply
+
+
+async def test_a_handler_starts_before_the_next_read_is_sent(redis_server: RedisServer) -> None:
+    """XREADGROUP takes a while to send: what the last one brought is handled first, as a
+    hand-written read-then-handle loop would."""
+    topic, group, log = fresh("order"), fresh("group"), Probe()
+    client = ReadLoggingRedis.from_url(redis_server.url)
+    client.log = log.items
+    await client.xgroup_create(topic, group, id="0", mkstream=True)
+    listener = EventListener(RedisStreamConsumer(client, group, [topic], close_client=True))
+
+    @listener.handler(topic=topic, event=Note.__event_type__)
+    async def note(event: Event[NoteBody]) -> None:
+        log.add(f"handle {event.body.n}")
+
+    async with running(listener):
+        for n in range(3):
+            await client.xadd(topic, entry(n))
+            await wait_until(f"entry {n} handled", lambda n=n: _logged(log, f"handle {n}"))
+
+    for n in range(3):
+        got = log.items.index("got 1", log.items.index(f"handle {n - 1}") if n else 0)
+        assert log.items[got + 1] == f"handle {n}", log.items
+
+
+async def _logged(log: Probe, item: str) -> bool:
+    return item in log.items
