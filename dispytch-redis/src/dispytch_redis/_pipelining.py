@@ -8,7 +8,6 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
 
 Command = Callable[[Pipeline | Redis], object]
 """Issues one command on a pipeline, or on the client for a lone command
@@ -22,30 +21,39 @@ class Pipelining:
     """Runs commands issued by concurrent tasks as pipelines of up to `MAX_BATCH`: one
     round trip for a burst of emits instead of one each, in the order they were issued.
 
-    A command issued while no pipeline is under way starts one on the next turn of the
-    event loop, so the commands issued meanwhile go with it; those issued while a
-    pipeline is under way go in the next one. A lone command costs one task switch more
-    than sending it directly.
+    A command issued while nothing is under way is sent at once, on the client, as a
+    hand-written call would be; the commands issued while it or a pipeline is under way
+    wait for it and go together in the next pipeline.
     """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._queued: list[tuple[Command, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    def run(self, command: Command) -> asyncio.Future[Any]:
-        """Queue `command`; the future gets its reply, or the error it or its pipeline raised."""
-        loop = asyncio.get_running_loop()
-        reply = loop.create_future()
-        self._queued.append((command, reply))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send())
-        return reply
+    async def run(self, command: Command) -> Any:
+        """Run `command` and return its reply; raise the error it or its pipeline raised."""
+        if not self._idle.is_set():
+            reply = asyncio.get_running_loop().create_future()
+            self._queued.append((command, reply))
+            return await reply
+        self._idle.clear()
+        try:
+            return await cast(Awaitable[Any], command(self.redis))
+        finally:
+            self._send_queued()
 
     async def drain(self) -> None:
-        """Wait until every command queued so far was answered."""
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        """Wait until every command issued so far was answered."""
+        await self._idle.wait()
+
+    def _send_queued(self) -> None:
+        if self._queued:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+        else:
+            self._idle.set()
 
     async def _send(self) -> None:
         try:
@@ -54,20 +62,18 @@ class Pipelining:
                 del self._queued[:MAX_BATCH]
                 await self._send_batch(batch)
         finally:
-            self._sender = None
             for _, reply in self._queued:  # cancelled: nothing else will send these
                 reply.cancel()
             self._queued.clear()
+            self._sender = None
+            self._idle.set()
 
     async def _send_batch(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
-            if len(batch) == 1:  # a lone command skips the pipeline's bookkeeping
-                replies = [await _alone(batch[0][0], self.redis)]
-            else:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for command, _ in batch:
-                        command(pipe)
-                    replies = await pipe.execute(raise_on_error=False)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for command, _ in batch:
+                    command(pipe)
+                replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # the pipeline as a whole failed: so did each command
             for _, reply in batch:
                 if not reply.done():
@@ -84,11 +90,3 @@ class Pipelining:
                 reply.set_exception(answer)
             else:
                 reply.set_result(answer)
-
-
-async def _alone(command: Command, redis: Redis) -> Any:
-    """Run `command` on the client itself; its error is its reply, as in a pipeline."""
-    try:
-        return await cast(Awaitable[Any], command(redis))
-    except ResponseError as exc:
-        return exc

@@ -294,6 +294,46 @@ async def test_concurrent_emits_share_pipelines_in_order_and_fail_one_by_one(
     assert [json.loads(f[b"payload"])["body"]["n"] for _, f in entries] == list(range(2500))
 
 
+class SendLoggingRedis(Redis):
+    """A real client that notes each XADD it sends alone and each pipeline it opens."""
+
+    log: list[str]
+
+    async def xadd(self, *args: Any, **kwargs: Any) -> Any:
+        self.log.append("xadd")
+        return await super().xadd(*args, **kwargs)
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        self.log.append("pipeline")
+        return super().pipeline(*args, **kwargs)
+
+
+async def test_a_lone_emit_is_sent_at_once_and_those_behind_it_in_one_pipeline(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    topic = fresh("lone")
+    client = SendLoggingRedis.from_url(redis_server.url)
+    client.log = []
+    async with EventEmitter(RedisStreamProducer(client, close_client=True)) as emitter:
+        await emitter.emit(Note(stream=topic, n=0))
+        assert client.log == ["xadd"], "an emit while nothing is under way skips the pipeline"
+        await asyncio.gather(*(emitter.emit(Note(stream=topic, n=n)) for n in range(1, 6)))
+        assert client.log == ["xadd", "xadd", "pipeline"], "the first at once, the rest behind"
+    entries = await redis.xrange(topic)
+    assert [json.loads(f[b"payload"])["body"]["n"] for _, f in entries] == list(range(6))
+
+
+async def test_stopping_a_producer_waits_for_a_lone_send_under_way(redis: Redis) -> None:
+    topic = fresh("stop")
+    producer = RedisStreamProducer(redis)
+    send = asyncio.ensure_future(producer.send(topic, b"last"))
+    await asyncio.sleep(0)  # the XADD is written; its reply is on the way
+    await producer.stop()
+    assert send.done(), "stop returned before the send under way was answered"
+    await send
+    assert await redis.xlen(topic) == 1
+
+
 class ReadLoggingRedis(Redis):
     """A real client that notes each XREADGROUP it sends and the entries it got back."""
 
