@@ -6,6 +6,7 @@ acknowledged or redelivered, and headers do not travel.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -113,13 +114,25 @@ class RedisConsumer(Consumer):
             if message is not None:
                 yield message
         backoff = Backoff("Redis Pub/Sub consumer")
+        loop, waited = asyncio.get_running_loop(), False
+
+        def note_wait() -> None:  # runs only if the read let the event loop turn
+            nonlocal waited
+            waited = True
+
         while True:
+            if waited:  # the message it brought came alone: its handler starts before
+                await asyncio.sleep(0)  # redis-py sets up the next read (a burst goes on)
+            waited = False
+            turn = loop.call_soon(note_wait)
             try:
                 raw = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                 reraise_cancellation()
             except UNREACHABLE as exc:
                 await backoff.wait(exc)
                 continue
+            finally:
+                turn.cancel()
             backoff.reset()
             message = self._message(raw)
             if message is not None:

@@ -3,12 +3,14 @@ pattern subscriptions, clients that decode or not, and its declared limits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest
 from redis.asyncio import Redis
-from redis_helpers import Note, NoteBody, fresh
+from redis.asyncio.client import PubSub
+from redis_helpers import Note, NoteBody, fresh, wait_until
 
 from brokers import RedisServer
 from dispytch import Event, EventEmitter, EventListener, TopicSegment
@@ -110,3 +112,50 @@ async def test_pubsub_has_nothing_to_listen_to_without_subscriptions(redis: Redi
     consumer = RedisConsumer(redis.pubsub())
     with pytest.raises(RuntimeError, match="nothing to listen to"):
         await consumer.start()
+
+
+class ReadLoggingPubSub(PubSub):
+    """A real PubSub that notes each read it starts and each message it got."""
+
+    log: list[str]
+
+    async def get_message(self, *args: Any, **kwargs: Any) -> Any:
+        self.log.append("read")
+        message = await super().get_message(*args, **kwargs)
+        if message is not None and message["type"] == "message":
+            self.log.append("got")
+        return message
+
+
+async def test_a_lone_message_is_handled_before_the_next_read_and_a_burst_is_read_ahead(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    """A hand-written read-then-handle loop starts a handler before redis-py sets up the
+    next read; so does the consumer when a message came alone, and it reads on through
+    what a burst brought without waiting for each handler."""
+    topic, log = fresh("order"), Probe()
+    client = Redis.from_url(redis_server.url)
+    pubsub = ReadLoggingPubSub(client.connection_pool)
+    pubsub.log = log.items
+    listener = EventListener(RedisConsumer(pubsub, [topic], close_client=True))
+
+    @listener.handler(topic=topic, event=Note.__event_type__)
+    async def note(event: Event[NoteBody]) -> None:
+        log.add(f"handle {event.body.n}")
+
+    async with running(listener), EventEmitter(RedisProducer(redis)) as emitter:
+        for n in range(3):
+            await emitter.emit(Note(stream=topic, n=n))
+            await wait_until(f"message {n} handled", lambda n=n: _logged(log, f"handle {n}"))
+        after_each_message = [log.items[i + 1] for i, item in enumerate(log.items) if item == "got"]
+        assert after_each_message == ["handle 0", "handle 1", "handle 2"], log.items
+
+        del log.items[:]
+        # the first goes alone, the other 19 together, in one pipeline and one read
+        await asyncio.gather(*(emitter.emit(Note(stream=topic, n=n)) for n in range(3, 23)))
+        await wait_until("the burst handled", lambda: _logged(log, "handle 22"))
+    assert "got, read, got" in ", ".join(log.items), f"each handler was waited for: {log.items}"
+
+
+async def _logged(log: Probe, item: str) -> bool:
+    return item in log.items
