@@ -28,10 +28,11 @@ from nats.js import api
 from nats.js.errors import APIError, NoStreamResponseError
 from pydantic import BaseModel
 
+from dispytch._cancelling import cancel_and_wait
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
-from dispytch_nats._shutdown import cancel_and_wait, close
+from dispytch_nats._shutdown import close
 from dispytch_nats.payload import check_outgoing
 from dispytch_nats.settings import NatsJetStreamSettings
 from dispytch_nats.streams import Streams

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-
-_RECANCEL_AFTER = 0.1
 
 
 def reraise_cancellation() -> None:
@@ -20,16 +17,3 @@ def reraise_cancellation() -> None:
     cancelling = getattr(task, "cancelling", None)  # Python 3.11+
     if cancelling is not None and cancelling():
         raise asyncio.CancelledError
-
-
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]]) -> None:
-    """Cancel `tasks` and wait until they ended, cancelling again any that carried on.
-
-    On Python 3.10, where `reraise_cancellation` cannot tell, a task whose cancellation
-    was dropped would otherwise be waited for forever.
-    """
-    pending = set(tasks)
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_AFTER)

@@ -16,10 +16,11 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError, TimeoutError
 
+from dispytch._cancelling import cancel_and_wait
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
 from dispytch.routing import TopicPattern
-from dispytch_redis._cancel import cancel_and_wait, reraise_cancellation
+from dispytch_redis._cancel import reraise_cancellation
 from dispytch_redis._patterns import glob, parse
 from dispytch_redis._pipelining import Pipelining
 from dispytch_redis._reconnect import UNREACHABLE, Backoff
