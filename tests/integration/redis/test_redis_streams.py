@@ -327,7 +327,7 @@ async def test_stopping_a_producer_waits_for_a_lone_send_under_way(redis: Redis)
     topic = fresh("stop")
     producer = RedisStreamProducer(redis)
     send = asyncio.ensure_future(producer.send(topic, b"last"))
-    await asyncio.sleep(0)  # the XADD is written; its reply is on the way
+    await asyncio.sleep(0)  # the send is under way: connecting, or waiting for the reply
     await producer.stop()
     assert send.done(), "stop returned before the send under way was answered"
     await send
