@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from dispytch import EventBase
 from dispytch.serialization import Envelope, JSONSerializer
+from dispytch.testing import Probe
 
 
 class Note(EventBase):
@@ -48,3 +49,8 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting until {what}")
         await asyncio.sleep(0.05)
+
+
+async def logged(log: Probe, item: str) -> bool:
+    """Whether `item` was added to `log` (a condition for `wait_until`)."""
+    return item in log.items

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis_helpers import Note, NoteBody, fresh, wait_until
+from redis_helpers import Note, NoteBody, fresh, logged, wait_until
 
 from brokers import RedisServer
 from dispytch import Event, EventEmitter, EventListener, TopicSegment
@@ -146,16 +146,12 @@ async def test_a_lone_message_is_handled_before_the_next_read_and_a_burst_is_rea
     async with running(listener), EventEmitter(RedisProducer(redis)) as emitter:
         for n in range(3):
             await emitter.emit(Note(stream=topic, n=n))
-            await wait_until(f"message {n} handled", lambda n=n: _logged(log, f"handle {n}"))
+            await wait_until(f"message {n} handled", lambda n=n: logged(log, f"handle {n}"))
         after_each_message = [log.items[i + 1] for i, item in enumerate(log.items) if item == "got"]
         assert after_each_message == ["handle 0", "handle 1", "handle 2"], log.items
 
         del log.items[:]
         # the first goes alone, the other 19 together, in one pipeline and one read
         await asyncio.gather(*(emitter.emit(Note(stream=topic, n=n)) for n in range(3, 23)))
-        await wait_until("the burst handled", lambda: _logged(log, "handle 22"))
+        await wait_until("the burst handled", lambda: logged(log, "handle 22"))
     assert "got, read, got" in ", ".join(log.items), f"each handler was waited for: {log.items}"
-
-
-async def _logged(log: Probe, item: str) -> bool:
-    return item in log.items

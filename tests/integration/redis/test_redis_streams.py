@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from redis_helpers import Note, NoteBody, entry, fresh, wait_until
+from redis_helpers import Note, NoteBody, entry, fresh, logged, wait_until
 
 from brokers import RedisServer
 from dispytch import DeadLetter, Event, EventEmitter, EventListener, OutgoingMessage, TopicSegment
@@ -364,11 +364,7 @@ async def test_a_handler_starts_before_the_next_read_is_sent(redis_server: Redis
     async with running(listener):
         for n in range(3):
             await client.xadd(topic, entry(n))
-            await wait_until(f"entry {n} handled", lambda n=n: _logged(log, f"handle {n}"))
+            await wait_until(f"entry {n} handled", lambda n=n: logged(log, f"handle {n}"))
 
     after_each_read = [log.items[i + 1] for i, item in enumerate(log.items) if item == "got 1"]
     assert after_each_read == ["handle 0", "handle 1", "handle 2"], log.items
-
-
-async def _logged(log: Probe, item: str) -> bool:
-    return item in log.items
