@@ -29,7 +29,7 @@ class Pipelining:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._queued: list[tuple[Command, asyncio.Future[Any]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
         self._idle = asyncio.Event()
         self._idle.set()
 
