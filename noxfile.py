@@ -2,11 +2,14 @@
 
 The whole suite, real brokers included, runs on one Python (`tests`); the suites that need no
 broker and install nothing run on every other supported Python (`tests_core`), which keeps a CI
-run well under 40 minutes while every version is still exercised."""
+run well under 40 minutes while every version is still exercised. `tests` and `bench` install
+dispytch-core compiled, as its release wheels are (see dispytch-core/pyproject.toml); the other
+sessions, like `pip install ./dispytch-core`, the pure-Python build."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -62,10 +65,31 @@ _expose_pyenv_versions()
 OTHER_PYTHONS = [v for v in SUPPORTED if v != FULL_SUITE_PYTHON and _runs(v)]
 
 
-def _install(session: nox.Session, *groups: str, editable: bool = False) -> None:
+def _install(
+    session: nox.Session, *groups: str, editable: bool = False, compiled: bool = False
+) -> None:
+    """Install the dependency `groups` and every distribution; with `compiled`, dispytch-core
+    as its release wheels are built, its per-message path compiled by mypyc."""
     session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
     flag = ["-e"] if editable else []
-    session.install(*(arg for dist in DISTRIBUTIONS for arg in (*flag, dist)))
+    distributions, env = DISTRIBUTIONS, None
+    if compiled:
+        distributions = [_core_copy(session), *DISTRIBUTIONS[1:]]
+        env = {"HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"}
+    session.install(*(arg for dist in distributions for arg in (*flag, dist)), env=env)
+    if compiled:
+        session.run("python", "-m", "dispytch.build", "--require-compiled")
+
+
+def _core_copy(session: nox.Session) -> str:
+    """dispytch-core copied to the session's temporary directory, with its extras: mypyc
+    leaves its compiled modules beside the sources it builds from, where they would
+    shadow the sources an editable install imports."""
+    core, extras = DISTRIBUTIONS[0].split("[")
+    copy = Path(session.create_tmp()) / "dispytch-core"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(ROOT / core, copy, ignore=shutil.ignore_patterns("*cache*", "*.so"))
+    return f"{copy}[{extras}"
 
 
 @nox.session
@@ -85,8 +109,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=FULL_SUITE_PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite against real brokers started on free loopback ports."""
-    _install(session, "test")
+    """The whole test suite against real brokers started on free loopback ports, on the
+    compiled build (`tests_core` runs the pure-Python one)."""
+    _install(session, "test", compiled=True)
     session.run("pytest", *session.posargs)
 
 
@@ -106,8 +131,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Events/second through Dispytch next to hand-written loops and FastStream; writes a table."""
-    _install(session, "bench")
+    """Events/second through Dispytch next to hand-written loops and FastStream; writes a table.
+    Dispytch runs as its release wheels are built, compiled."""
+    _install(session, "bench", compiled=True)
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -30,10 +30,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel
 
 from dispytch import Dependency, Event, EventBase, EventListener
+from dispytch.build import compiled_modules
 
 EVENT_TYPE = "bench"
 LOOP = "asyncio"
 """The event loop the scenarios run on; run.py sets it to "uvloop" with --loop uvloop."""
+BUILD = "compiled" if compiled_modules() else "pure"
+"""The build of dispytch-core measured: "compiled" (as release wheels are, the build `nox -s
+bench` installs) or "pure" (pure Python, as `pip install ./dispytch-core` installs)."""
 
 
 class Payload(BaseModel):
@@ -191,6 +195,7 @@ class Row:
     ack_runs: tuple[float, ...] = ()
     unacked: int = 0
     loop: str = field(default_factory=lambda: LOOP)
+    build: str = field(default_factory=lambda: BUILD)
 
     @property
     def rate(self) -> float:
@@ -220,6 +225,7 @@ class LatencyRow:
     rounds: list[dict[str, float]]
     config: str = ""
     loop: str = field(default_factory=lambda: LOOP)
+    build: str = field(default_factory=lambda: BUILD)
 
     def median(self, stat: str) -> float:
         return statistics.median(r[stat] for r in self.rounds)
@@ -238,6 +244,7 @@ class MemoryRow:
     implementation: str
     points: dict[int, float]
     loop: str = field(default_factory=lambda: LOOP)
+    build: str = field(default_factory=lambda: BUILD)
 
 
 Scenario = Callable[[], Awaitable[Row]]

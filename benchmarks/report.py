@@ -26,8 +26,8 @@ Result = Row | LatencyRow | MemoryRow
 def piece(kind: str, row: Result) -> tuple[str, ...]:
     """Rows of one run of one piece share this key; a new run replaces them all."""
     if isinstance(row, LatencyRow):
-        return (kind, row.backend, str(row.rate), row.loop)
-    return (kind, row.backend, row.loop)
+        return (kind, row.backend, str(row.rate), row.loop, row.build)
+    return (kind, row.backend, row.loop, row.build)
 
 
 def store(path: Path, kind: str, rows: list[Result]) -> None:
@@ -52,6 +52,7 @@ def load(path: Path) -> dict[str, list[Any]]:
     saved: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     for entry in saved:
         fields = {k: v for k, v in entry.items() if k not in ("kind", "when")}
+        fields.setdefault("build", _build(entry))
         if entry["kind"] == "throughput":
             fields["runs"] = tuple(fields["runs"])
             fields["ack_runs"] = tuple(fields["ack_runs"])
@@ -74,9 +75,17 @@ def runs_of(path: Path) -> list[str]:
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, ...]:
-    if entry["kind"] == "latency":
-        return (entry["kind"], entry["backend"], str(entry["rate"]), entry["loop"])
-    return (entry["kind"], entry["backend"], entry["loop"])
+    kind, backend, loop, build = entry["kind"], entry["backend"], entry["loop"], _build(entry)
+    if kind == "latency":
+        return (kind, backend, str(entry["rate"]), loop, build)
+    return (kind, backend, loop, build)
+
+
+def _build(entry: dict[str, Any]) -> str:
+    """The build a stored row measured; rows stored before builds were told apart were
+    all measured on the pure-Python one."""
+    build: str = entry.get("build", "pure")
+    return build
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -94,18 +103,27 @@ def _ratio(value: float | None, reference: float | None) -> str:
     return f"{value / reference:.2f}"
 
 
-def _name(implementation: str, loop: str) -> str:
-    return implementation if loop == "asyncio" else f"{implementation} · {loop}"
+def _name(implementation: str, row: Row | LatencyRow | MemoryRow) -> str:
+    """`implementation`, marked when its piece ran on uvloop or on the pure-Python build."""
+    marks = [row.loop] if row.loop != "asyncio" else []
+    if row.build == "pure":
+        marks.append("pure build")
+    return " · ".join((implementation, *marks))
+
+
+def _variant(row: Row | LatencyRow | MemoryRow) -> tuple[bool, bool]:
+    """Sorts the default variant (asyncio, compiled) of a piece first."""
+    return (row.loop != "asyncio", row.build != "compiled")
 
 
 def throughput_table(rows: list[Row]) -> str:
     """Rates (median run, fastest run) and time-to-last-ack, each also as a ratio to the
     hand-written loop and to FastStream: above 1 is faster, for the ack column too."""
-    rows = sorted(rows, key=lambda r: (r.backend, r.loop != "asyncio"))
-    raw: dict[tuple[str, str, str], Row] = {}
-    faststream: dict[tuple[str, str, str], Row] = {}
+    rows = sorted(rows, key=lambda r: (r.backend, *_variant(r)))
+    raw: dict[tuple[str, str, str, str], Row] = {}
+    faststream: dict[tuple[str, str, str, str], Row] = {}
     for r in rows:
-        key = (r.backend, r.scenario, r.loop)
+        key = (r.backend, r.scenario, r.loop, r.build)
         if r.implementation.startswith("raw"):
             raw.setdefault(key, r)
         elif r.implementation.startswith("faststream"):
@@ -117,12 +135,12 @@ def throughput_table(rows: list[Row]) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        key = (r.backend, r.scenario, r.loop)
+        key = (r.backend, r.scenario, r.loop, r.build)
         ref, fs = raw.get(key), faststream.get(key)
         ack = None if r.unacked else r.median_ack
         acked = f"not all acked ({r.unacked} left)" if r.unacked else _seconds(ack)
         lines.append(
-            f"| {r.backend} | {r.scenario} | {_name(r.implementation, r.loop)} | {r.events} "
+            f"| {r.backend} | {r.scenario} | {_name(r.implementation, r)} | {r.events} "
             f"| {r.median_rate:,.0f} | {_ratio(r.median_rate, ref.median_rate if ref else None)} "
             f"| {_ratio(r.median_rate, fs.median_rate if fs else None)} "
             f"| {r.rate:,.0f} | {_ratio(r.rate, ref.rate if ref else None)} "
@@ -150,11 +168,11 @@ def _inverse(seconds: float | None, reference: float | None) -> str:
 def latency_table(rows: list[LatencyRow]) -> str:
     """Medians over rounds of each percentile; the target column checks p50 <= 1.1 x and
     p99 <= 1.2 x + 1 ms of the hand-written loop's."""
-    rows = sorted(rows, key=lambda r: (r.backend, r.rate, r.loop != "asyncio"))
-    raw: dict[tuple[str, int, str], LatencyRow] = {}
-    faststream: dict[tuple[str, int, str], LatencyRow] = {}
+    rows = sorted(rows, key=lambda r: (r.backend, r.rate, *_variant(r)))
+    raw: dict[tuple[str, int, str, str], LatencyRow] = {}
+    faststream: dict[tuple[str, int, str, str], LatencyRow] = {}
     for r in rows:
-        key = (r.backend, r.rate, r.loop)
+        key = (r.backend, r.rate, r.loop, r.build)
         if r.implementation.startswith("raw"):
             raw.setdefault(key, r)
         elif r.implementation.startswith("faststream"):
@@ -166,7 +184,7 @@ def latency_table(rows: list[LatencyRow]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        key = (r.backend, r.rate, r.loop)
+        key = (r.backend, r.rate, r.loop, r.build)
         ref, fs = raw.get(key), faststream.get(key)
         p50, p99 = r.median("p50"), r.median("p99")
         target = "-"
@@ -180,7 +198,7 @@ def latency_table(rows: list[LatencyRow]) -> str:
         arrived = "yes" if r.all_arrived else _arrivals(r)
         worst = max(x["max"] for x in r.rounds)
         lines.append(
-            f"| {r.backend} | {r.rate:,} | {_name(r.implementation, r.loop)} | {len(r.rounds)} "
+            f"| {r.backend} | {r.rate:,} | {_name(r.implementation, r)} | {len(r.rounds)} "
             f"| {p50:.2f} | {p99:.2f} | {r.median('p999'):.2f} | {worst:.1f} "
             f"| {arrived} | {_ratio(p50, ref.median('p50') if ref else None)} "
             f"| {_ratio(p99, ref.median('p99') if ref else None)} "
@@ -197,7 +215,7 @@ def _arrivals(row: LatencyRow) -> str:
 
 def memory_table(rows: list[MemoryRow]) -> str:
     """Resident MiB after each count of events, and the growth from 100k to the last."""
-    rows = sorted(rows, key=lambda r: (r.backend, r.loop != "asyncio"))
+    rows = sorted(rows, key=lambda r: (r.backend, *_variant(r)))
     counts = sorted({count for r in rows for count in r.points})
     lines = [
         "| backend | implementation | "
@@ -211,6 +229,6 @@ def memory_table(rows: list[MemoryRow]) -> str:
         base = r.points.get(100_000)
         growth = f"{(last - base) / base:+.1%}" if base else "-"
         lines.append(
-            f"| {r.backend} | {_name(r.implementation, r.loop)} | {' | '.join(cells)} | {growth} |"
+            f"| {r.backend} | {_name(r.implementation, r)} | {' | '.join(cells)} | {growth} |"
         )
     return "\n".join(lines)

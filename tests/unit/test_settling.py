@@ -189,13 +189,17 @@ async def test_an_exception_a_third_party_serializer_did_not_map_is_undecodable(
 async def test_a_failure_nothing_foresaw_still_settles_the_message(
     wire: Wire, dlq_wire: Wire
 ) -> None:
+    class Unhashable(str):
+        def __hash__(self) -> int:
+            raise TypeError("this event type cannot be hashed")
+
     class Buggy(JSONSerializer):
         """Hands out an envelope whose type cannot even be looked up."""
 
         def loads(self, payload: bytes) -> Envelope:
             envelope = super().loads(payload)
             if envelope.body == {"text": "bug"}:
-                envelope.type = ["not", "hashable"]  # type: ignore[assignment]
+                envelope.type = Unhashable(envelope.type)
             return envelope
 
     consumer, handled = SyncAckConsumer(wire), Probe()

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 from dispytch.dead_letter import KEPT_PAYLOAD_BYTES, DeadLetter, Reason, error_text
@@ -102,8 +102,12 @@ class Dispatcher:
         self._batches = {
             id(h): BatchRunner(h, h.spec.batch, self) for h in handlers if h.spec.batch is not None
         }
-        if instrumentation is not None:
-            self.handle = self._handle_observed  # type: ignore[method-assign]
+
+    @property
+    def entry(self) -> Callable[[Message], Coroutine[Any, Any, Outcome | asyncio.Future[Any]]]:
+        """What the listener's scheduler calls per message: `handle`, or with an
+        instrumentation `handle_observed`."""
+        return self.handle if self.instrumentation is None else self.handle_observed
 
     async def handle(self, msg: Message) -> Outcome | asyncio.Future[Any]:
         """Run every matching handler on `msg`, then ack, nack or leave it to the broker;
@@ -139,14 +143,14 @@ class Dispatcher:
         for runner in self._batches.values():
             runner.drain()
 
-    async def _handle_observed(self, msg: Message) -> Outcome | asyncio.Future[Any]:
+    async def handle_observed(self, msg: Message) -> Outcome | asyncio.Future[Any]:
         """`handle`, reporting the message, its handler calls and its settling."""
         assert self.instrumentation is not None
         delivery = Delivery(msg, self.source)
         self._deliveries[id(msg)] = delivery
         self.instrumentation.message_received(delivery)
         try:
-            outcome = await Dispatcher.handle(self, msg)  # the method this one stands in for
+            outcome = await self.handle(msg)
         except BaseException as exc:
             self.report_unsettled(msg, exc)
             raise
@@ -266,10 +270,10 @@ class Dispatcher:
                 if msg.headers:  # a request names where its reply goes in a header
                     await self.replier.answer(msg, handler.name, result)
                 return ACK
-            except InvalidEvent as exc:
+            except InvalidEvent as invalid:  # a name per clause: compiled, one name has one type
                 if call is not None:
-                    self.call_finished(call, exc)
-                return await self.dead_letter(msg, exc, "invalid", handler, attempt, envelope)
+                    self.call_finished(call, invalid)
+                return await self.dead_letter(msg, invalid, "invalid", handler, attempt, envelope)
             except Exception as exc:
                 if call is not None:
                     self.call_finished(call, exc)
@@ -300,9 +304,9 @@ class Dispatcher:
                     self.instrumentation.retry_scheduled(call, delay)  # type: ignore[union-attr]
                 await asyncio.sleep(delay)
                 attempt += 1
-            except BaseException as exc:  # cancelled: the listener is stopping
+            except BaseException as stopped:  # cancelled: the listener is stopping
                 if call is not None:
-                    self.call_finished(call, exc)
+                    self.call_finished(call, stopped)
                 raise
 
     def handler_call(self, handler: Handler, msg: Message, envelope: Envelope) -> HandlerCall:

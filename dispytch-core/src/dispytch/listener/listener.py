@@ -295,7 +295,7 @@ class EventListener:
             return
         self._observe(consumer)
         dispatcher = self._dispatcher(consumer, producer, handlers)
-        self._scheduler = scheduler = Scheduler(dispatcher.handle, self.max_in_flight)
+        self._scheduler = scheduler = Scheduler(dispatcher.entry, self.max_in_flight)
         self._pulling = asyncio.create_task(self._pull(consumer, scheduler))
         self._run = asyncio.create_task(
             self._consume(self._pulling, scheduler, started, dispatcher.drain_batches)

@@ -30,7 +30,8 @@ class Envelope:
     def from_dict(cls, data: Any) -> Envelope:
         """Check the shape of a decoded payload; raise `DecodeError` saying what is off."""
         try:
-            envelope = cls(data["id"], data["type"], data["body"], data["timestamp"])
+            event_id, event_type = data["id"], data["type"]
+            body, timestamp = data["body"], data["timestamp"]
         except (KeyError, TypeError):
             if not isinstance(data, dict):
                 raise DecodeError(
@@ -38,11 +39,13 @@ class Envelope:
                 ) from None
             missing = [k for k in ("id", "type", "body", "timestamp") if k not in data]
             raise DecodeError(f"envelope lacks {', '.join(missing)}") from None
-        if type(envelope.id) is not str or type(envelope.type) is not str:
+        # Checked before the envelope is built: compiled (see dispytch.build), its fields
+        # take only their own types, and a bool would pass for an int.
+        if type(event_id) is not str or type(event_type) is not str:
             raise DecodeError("envelope 'id' and 'type' must be strings")
-        if type(envelope.timestamp) is not int:
+        if type(timestamp) is not int:
             raise DecodeError("envelope 'timestamp' must be an integer (epoch milliseconds)")
-        return envelope
+        return cls(event_id, event_type, body, timestamp)
 
 
 def new_event_id() -> str:
