@@ -25,6 +25,8 @@ DISTRIBUTIONS = [
     "./dispytch-nats",
     "./dispytch-sqs",
 ]
+COMPILED = DISTRIBUTIONS[:2]
+"""The distributions with modules that mypyc compiles (see their pyproject.toml)."""
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 FULL_SUITE_PYTHON = "3.11"
 BROKERLESS = [
@@ -68,28 +70,31 @@ OTHER_PYTHONS = [v for v in SUPPORTED if v != FULL_SUITE_PYTHON and _runs(v)]
 def _install(
     session: nox.Session, *groups: str, editable: bool = False, compiled: bool = False
 ) -> None:
-    """Install the dependency `groups` and every distribution; with `compiled`, dispytch-core
-    as its release wheels are built, its per-message path compiled by mypyc."""
+    """Install the dependency `groups` and every distribution; with `compiled`, as their
+    release wheels are built: dispytch-core's per-message path and the Kafka consumer's
+    per-record work compiled by mypyc."""
     session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
     flag = ["-e"] if editable else []
     distributions, env = DISTRIBUTIONS, None
     if compiled:
-        distributions = [_core_copy(session), *DISTRIBUTIONS[1:]]
+        distributions = [
+            _copy(session, dist) if dist in COMPILED else dist for dist in DISTRIBUTIONS
+        ]
         env = {"HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"}
     session.install(*(arg for dist in distributions for arg in (*flag, dist)), env=env)
     if compiled:
         session.run("python", "-m", "dispytch.build", "--require-compiled")
 
 
-def _core_copy(session: nox.Session) -> str:
-    """dispytch-core copied to the session's temporary directory, with its extras: mypyc
-    leaves its compiled modules beside the sources it builds from, where they would
-    shadow the sources an editable install imports."""
-    core, extras = DISTRIBUTIONS[0].split("[")
-    copy = Path(session.create_tmp()) / "dispytch-core"
+def _copy(session: nox.Session, distribution: str) -> str:
+    """`distribution` (a path with extras) copied to the session's temporary directory:
+    mypyc leaves the modules it compiles beside their sources, where they would shadow the
+    sources an editable install imports."""
+    path, _, extras = distribution.partition("[")
+    copy = Path(session.create_tmp()) / Path(path).name
     shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(ROOT / core, copy, ignore=shutil.ignore_patterns("*cache*", "*.so"))
-    return f"{copy}[{extras}"
+    shutil.copytree(ROOT / path, copy, ignore=shutil.ignore_patterns("*cache*", "*.so"))
+    return f"{copy}[{extras}" if extras else str(copy)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""Which build of dispytch-core is installed: pure Python, or with its per-message path
+"""Which build of Dispytch is installed: pure Python, or with its per-message path
 compiled to C by mypyc (as release wheels are built; see docs/performance.md).
 
 `python -m dispytch.build` prints it; with `--require-compiled` it exits with status 1
@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import argparse
 import importlib.machinery
+import importlib.util
+from importlib.metadata import entry_points
 from pathlib import Path
+
+from dispytch.backends.registry import ENTRY_POINT_GROUP
 
 
 def compiled_modules() -> list[str]:
-    """The modules of this installation compiled to C; empty for the pure-Python build."""
-    package = Path(__file__).parent
+    """The modules compiled to C in this installation, of dispytch-core and of the backend
+    distributions installed beside it; empty for pure-Python builds."""
+    packages = {"dispytch"}
+    packages.update(e.value.split(".")[0] for e in entry_points(group=ENTRY_POINT_GROUP))
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     found = []
-    for path in package.rglob("*"):
-        if path.name.endswith(suffixes):
-            parts = path.relative_to(package).parent.parts
-            found.append(".".join(("dispytch", *parts, path.name.split(".")[0])))
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            root = Path(location)
+            for path in root.rglob("*"):
+                if path.name.endswith(suffixes) and "__mypyc" not in path.name:  # not its runtime
+                    parts = path.relative_to(root).parent.parts
+                    found.append(".".join((package, *parts, path.name.split(".")[0])))
     return sorted(found)
 
 
@@ -38,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         "--require-compiled", action="store_true", help="exit with 1 if nothing is compiled"
     )
     args = parser.parse_args(argv)
-    print(f"dispytch-core: {description()}")
+    print(f"dispytch: {description()}")
     if args.require_compiled and not compiled_modules():
         print(
-            "expected a compiled build: install with HATCH_BUILD_HOOK_ENABLE_MYPYC=1 "
-            "(pip install ./dispytch-core), which needs a C compiler"
+            "expected a compiled build: install Dispytch with HATCH_BUILD_HOOK_ENABLE_MYPYC=1 "
+            "in the environment (which needs a C compiler)"
         )
         return 1
     return 0

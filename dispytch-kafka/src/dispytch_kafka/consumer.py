@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import (  # type: ignore[import-untyped]
     CommitFailedError,
@@ -156,21 +156,19 @@ class KafkaConsumer(Consumer):
                     yield message
             await self._fetch(client)
             for tp, partition in list(self._partitions.items()):
-                backlog, pending, key = partition.backlog, partition.pending, partition.key
+                backlog, pending = partition.backlog, partition.pending
                 if not backlog:
                     continue
                 if len(pending) >= limit:
                     self._pause(client, tp, partition)
                     continue
-                for _ in range(min(_TURN, len(backlog), limit - len(pending))):
-                    record = backlog.popleft()
-                    if not backlog:  # noted before the last message goes: its ack may be the last
-                        self._note_dry()
-                    message = _message(record, key)
-                    pending.append(record.offset)
-                    in_flight[message] = partition
+                turn = min(_TURN, len(backlog), limit - len(pending))
+                messages = partition.hand_out(turn, in_flight)
+                if not backlog:  # noted before the last message goes: its ack may be the last
+                    self._note_dry()
+                for message in messages:
                     yield message
-                    if partition.retired:  # revoked meanwhile: its backlog is gone
+                    if partition.retired:  # revoked meanwhile: the rest of its turn is gone
                         break
 
     def ack(self, msg: Message) -> None:
@@ -280,6 +278,9 @@ class KafkaConsumer(Consumer):
             for partition in gone.values():
                 partition.retired = True
                 partition.backlog.clear()
+            in_flight = self._in_flight  # their messages' acks are ignored now: forget them
+            for message in [m for m, p in in_flight.items() if p.retired]:
+                del in_flight[message]
             self._note_dry()
 
     async def _commit(self, partitions: dict[TopicPartition, Partition]) -> None:
@@ -357,27 +358,6 @@ def subscription_regex(patterns: Iterable[TopicPattern]) -> str:
     """One regex matching every topic any of `patterns` matches, and no other."""
     alternatives = "|".join(f"(?:{p.regex})" for p in patterns)
     return f"(?:{alternatives})\\Z"
-
-
-def _message(record: ConsumerRecord, key: str) -> Message:
-    """`record` as a `Message` with ordering key `key`; positional, as it runs per record."""
-    headers, value = record.headers, record.value
-    return Message(
-        record.topic,
-        value if value is not None else b"",
-        key,
-        {n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
-        1,
-        {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key,
-            "headers": headers,
-            "timestamp": record.timestamp,
-        },
-        record,
-    )
 
 
 def _check_client(client: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from dispytch.listener.consumer import Message
+
 
 class Partition:
     """What the consumer knows about one partition during one assignment.
@@ -37,6 +39,19 @@ class Partition:
     def needs_commit(self) -> bool:
         return not self.retired and self.committable != self.committed
 
+    def hand_out(self, count: int, in_flight: dict[Message, Partition]) -> list[Message]:
+        """The next `count` records of the backlog as messages, tracked as handed out:
+        their offsets pending, each message in `in_flight`."""
+        backlog, pending, key = self.backlog, self.pending, self.key
+        messages = []
+        for _ in range(count):
+            record = backlog.popleft()
+            message = as_message(record, key)
+            pending.append(record.offset)
+            in_flight[message] = self
+            messages.append(message)
+        return messages
+
     def track(self, offset: int) -> None:
         """Record that `offset` was handed out (offsets arrive in increasing order)."""
         self.pending.append(offset)
@@ -53,3 +68,24 @@ class Partition:
             finished = pending.popleft()
             done.discard(finished)
             self.committable = finished + 1
+
+
+def as_message(record: Any, key: str) -> Message:
+    """An aiokafka `ConsumerRecord` as a `Message` with ordering key `key`."""
+    headers, value = record.headers, record.value
+    return Message(
+        record.topic,
+        value if value is not None else b"",
+        key,
+        {n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
+        1,
+        {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "headers": headers,
+            "timestamp": record.timestamp,
+        },
+        record,
+    )
