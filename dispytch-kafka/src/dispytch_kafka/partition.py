@@ -1,4 +1,5 @@
-"""`Partition`: one assigned partition, for as long as the assignment lasts."""
+"""`Partition`: one assigned partition, for as long as the assignment lasts, and its records
+as the messages it hands out."""
 
 from __future__ import annotations
 
