@@ -34,9 +34,8 @@ def compiled_modules() -> list[str]:
     return sorted(found)
 
 
-def description() -> str:
-    """One line naming the build, for reports and logs."""
-    modules = compiled_modules()
+def description(modules: list[str]) -> str:
+    """One line naming the build whose compiled modules are `modules`."""
     if not modules:
         return "pure Python"
     return f"compiled by mypyc ({', '.join(m.removeprefix('dispytch.') for m in modules)})"
@@ -48,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         "--require-compiled", action="store_true", help="exit with 1 if nothing is compiled"
     )
     args = parser.parse_args(argv)
-    print(f"dispytch: {description()}")
-    if args.require_compiled and not compiled_modules():
+    modules = compiled_modules()
+    print(f"dispytch: {description(modules)}")
+    if args.require_compiled and not modules:
         print(
             "expected a compiled build: install Dispytch with HATCH_BUILD_HOOK_ENABLE_MYPYC=1 "
             "in the environment (which needs a C compiler)"

@@ -43,12 +43,12 @@ class Partition:
     def hand_out(self, count: int, in_flight: dict[Message, Partition]) -> list[Message]:
         """The next `count` records of the backlog as messages, tracked as handed out:
         their offsets pending, each message in `in_flight`."""
-        backlog, pending, key = self.backlog, self.pending, self.key
+        backlog, key = self.backlog, self.key
         messages = []
         for _ in range(count):
             record = backlog.popleft()
             message = as_message(record, key)
-            pending.append(record.offset)
+            self.track(record.offset)
             in_flight[message] = self
             messages.append(message)
         return messages
