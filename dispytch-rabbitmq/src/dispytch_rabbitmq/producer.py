@@ -28,6 +28,7 @@ from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch_rabbitmq import topology
 from dispytch_rabbitmq.config import RabbitMQEventConfig
 from dispytch_rabbitmq.connection import RabbitMQConnectionError, connect
+from dispytch_rabbitmq.deadlines import Deadlines
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
 _CONNECTION_LOST = (ConnectionError, ConnectionClosed, ChannelInvalidStateError)
@@ -68,15 +69,24 @@ class RabbitMQProducer(Producer):
                 "RabbitMQProducer takes either a list of aio-pika exchanges or settings=..."
             )
         self.exchanges = {e.name: e for e in exchanges}
-        self.timeout = timeout
+        self.timeout = timeout if settings is None else settings.publish_timeout
         self._default = exchanges[0].name if exchanges else ""
         if settings is not None:
-            self.timeout = settings.publish_timeout
             self._default = settings.exchange
         self._settings = settings
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._starting = asyncio.Lock()
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a publish may wait for its confirm, reconnects included (None: no limit)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._deadlines = None if timeout is None else Deadlines(timeout)
 
     async def start(self) -> None:
         """Connect, declare the exchange and the queues of `required_groups` (settings only;
@@ -148,56 +158,47 @@ class RabbitMQProducer(Producer):
         self, exchange: AbstractExchange, message: AMQPMessage, routing_key: str
     ) -> None:
         """Publish and wait for the confirmation, waiting out a reconnect within the timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = None if self.timeout is None else loop.time() + self.timeout
-        while True:
-            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
-            try:
-                result = await exchange.publish(
-                    message, routing_key, mandatory=True, timeout=remaining
-                )
-            except asyncio.TimeoutError as exc:
-                raise ProducerTimeout(
-                    f"RabbitMQ did not confirm a message to {exchange.name!r} with routing key "
-                    f"{routing_key!r} within {self.timeout}s"
-                ) from exc
-            except PublishError as exc:
-                raise _unroutable(exchange.name, routing_key, exc.message) from exc
-            except DeliveryError as exc:
-                raise RabbitMQPublishError(
-                    f"RabbitMQ refused a message to {exchange.name!r} with routing key "
-                    f"{routing_key!r} ({exc.frame}); a queue limit may be reached"
-                ) from exc
-            except ChannelNotFoundEntity as exc:
-                raise RabbitMQPublishError(
-                    f"exchange {exchange.name!r} does not exist on the broker: declare it "
-                    "(declare=True does for the producer's own exchange)"
-                ) from exc
-            except _CONNECTION_LOST as exc:
-                await self._await_reconnect(exchange, deadline, exc)
-                continue
-            if isinstance(result, DeliveredMessage):  # returned: on_return_raises is off
-                raise _unroutable(exchange.name, routing_key, result)
-            return
-
-    async def _await_reconnect(
-        self, exchange: AbstractExchange, deadline: float | None, lost: Exception
-    ) -> None:
-        """Wait until a robust channel is back, within the deadline; else raise."""
-        channel = getattr(exchange, "channel", None)
-        if not isinstance(channel, AbstractRobustChannel) or deadline is None:
-            raise RabbitMQConnectionError(
-                f"lost the connection to RabbitMQ while publishing to {exchange.name!r} "
-                f"({type(lost).__name__}: {lost}); the message was not confirmed"
-            ) from lost
-        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        deadlines = self._deadlines
+        deadline = None if deadlines is None else deadlines.begin()
+        lost: Exception | None = None
         try:
-            await asyncio.wait_for(_reopened(channel), remaining)
-        except asyncio.TimeoutError:
+            while True:
+                try:
+                    result = await exchange.publish(message, routing_key, mandatory=True)
+                except _CONNECTION_LOST as exc:
+                    lost = exc
+                    await _await_reconnect(exchange, deadline is not None, exc)
+                    continue
+                break
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.timed_out():
+                raise
+            if lost is None:
+                raise ProducerTimeout(
+                    f"RabbitMQ did not confirm a message to {exchange.name!r} with routing "
+                    f"key {routing_key!r} within {self.timeout}s"
+                ) from None
             raise ProducerTimeout(
-                f"lost the connection to RabbitMQ while publishing to {exchange.name!r} and it "
-                f"did not come back within {self.timeout}s ({type(lost).__name__}: {lost})"
+                f"lost the connection to RabbitMQ while publishing to {exchange.name!r} and "
+                f"it did not come back within {self.timeout}s ({type(lost).__name__}: {lost})"
             ) from lost
+        except PublishError as exc:
+            raise _unroutable(exchange.name, routing_key, exc.message) from exc
+        except DeliveryError as exc:
+            raise RabbitMQPublishError(
+                f"RabbitMQ refused a message to {exchange.name!r} with routing key "
+                f"{routing_key!r} ({exc.frame}); a queue limit may be reached"
+            ) from exc
+        except ChannelNotFoundEntity as exc:
+            raise RabbitMQPublishError(
+                f"exchange {exchange.name!r} does not exist on the broker: declare it "
+                "(declare=True does for the producer's own exchange)"
+            ) from exc
+        finally:
+            if deadlines is not None and deadline is not None:
+                deadlines.end(deadline)
+        if isinstance(result, DeliveredMessage):  # returned: on_return_raises is off
+            raise _unroutable(exchange.name, routing_key, result)
 
     async def _exchange(self, name: str | None) -> AbstractExchange:
         if not self.exchanges:
@@ -218,17 +219,30 @@ class RabbitMQProducer(Producer):
         return topic if self._settings is None else self._settings.routing_key(topic)
 
 
+async def _await_reconnect(
+    exchange: AbstractExchange, within_deadline: bool, lost: Exception
+) -> None:
+    """Wait until a robust channel is back (the publish's deadline still runs); raise if
+    there is no deadline or no robust channel to wait for."""
+    channel = getattr(exchange, "channel", None)
+    if not isinstance(channel, AbstractRobustChannel) or not within_deadline:
+        raise RabbitMQConnectionError(
+            f"lost the connection to RabbitMQ while publishing to {exchange.name!r} "
+            f"({type(lost).__name__}: {lost}); the message was not confirmed"
+        ) from lost
+    await _reopened(channel)
+
+
 async def _reopened(channel: AbstractRobustChannel) -> None:
     """Return once the robust channel is open again after it was lost.
 
     `channel.ready()` alone does not do: right after the loss, until aio-pika's close
     callbacks have run, it still reports the lost channel as ready and returns without
-    suspending. Since Python 3.12 `asyncio.wait_for` awaits such a coroutine inline (it
-    no longer wraps it in a task), so a publish retried at once fails at once again, and
-    the retry loop would spin without ever yielding to the event loop: the callbacks that
-    notice the loss never run, and everything else on the loop (other emits, listeners,
-    timeouts) stalls until the publish timeout. Hence the yield first, and a short pause
-    while the channel still counts as closed.
+    suspending. A publish retried at once would then fail at once again, and the retry loop
+    would spin without ever yielding to the event loop: the callbacks that notice the loss
+    never run, and everything else on the loop (other emits, listeners, the publish
+    deadlines) stalls. Hence the yield first, and a short pause while the channel still
+    counts as closed.
     """
     await asyncio.sleep(0)
     while True:

@@ -14,7 +14,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 from rabbitmq_events import Body, Ping
 
-from dispytch import DeadLetter, EmitContext, Event, EventEmitter, EventListener
+from brokers import RabbitMQServer
+from dispytch import DeadLetter, EmitContext, Event, EventEmitter, EventListener, ProducerTimeout
 from dispytch.dead_letter import DEAD_LETTER_EVENT
 from dispytch.testing import Probe, running
 from dispytch_rabbitmq import (
@@ -252,6 +253,31 @@ async def test_config_of_another_backend_is_refused(rabbitmq_url: str, exchange_
 
 
 # -- consumer --------------------------------------------------------------------------------
+
+
+async def test_a_publish_left_unconfirmed_times_out(
+    rabbitmq_server: RabbitMQServer, exchange_name: str
+) -> None:
+    url, topic = rabbitmq_server.url, fresh("topic")
+    listener = listener_on(url, exchange_name)
+
+    @listener.handler(topic=topic, event=Ping.__event_type__)
+    async def ignore(event: Event[Body]) -> None: ...
+
+    emitter = EventEmitter.from_backend(
+        "rabbitmq", url=url, exchange=exchange_name, publish_timeout=0.5
+    )
+    async with running(listener), emitter:
+        await emitter.emit(Ping(route=topic, seq=1))
+        # A memory alarm blocks every publishing connection: no confirm comes.
+        rabbitmq_server.rabbitmqctl("set_vm_memory_high_watermark", "0")
+        try:
+            with pytest.raises(ProducerTimeout, match="did not confirm a message") as caught:
+                await asyncio.wait_for(emitter.emit(Ping(route=topic, seq=2)), 10)
+        finally:
+            rabbitmq_server.rabbitmqctl("set_vm_memory_high_watermark", "0.4")
+        await emitter.emit(Ping(route=topic, seq=3))
+    assert f"routing key {topic!r} within 0.5s" in str(caught.value)
 
 
 async def test_redelivered_flag_reaches_the_handler(rabbitmq_url: str, exchange_name: str) -> None:
