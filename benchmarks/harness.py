@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -38,6 +39,8 @@ LOOP = "asyncio"
 BUILD = "compiled" if compiled_modules() else "pure"
 """The build of dispytch-core measured: "compiled" (as release wheels are, the build `nox -s
 bench` installs) or "pure" (pure Python, as `pip install ./dispytch-core` installs)."""
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+"""The Python measured on (`nox -s bench --force-python 3.12` for another than 3.11)."""
 
 
 class Payload(BaseModel):
@@ -196,6 +199,7 @@ class Row:
     unacked: int = 0
     loop: str = field(default_factory=lambda: LOOP)
     build: str = field(default_factory=lambda: BUILD)
+    python: str = field(default_factory=lambda: PYTHON)
 
     @property
     def rate(self) -> float:
@@ -226,6 +230,7 @@ class LatencyRow:
     config: str = ""
     loop: str = field(default_factory=lambda: LOOP)
     build: str = field(default_factory=lambda: BUILD)
+    python: str = field(default_factory=lambda: PYTHON)
 
     def median(self, stat: str) -> float:
         return statistics.median(r[stat] for r in self.rounds)
@@ -245,6 +250,7 @@ class MemoryRow:
     points: dict[int, float]
     loop: str = field(default_factory=lambda: LOOP)
     build: str = field(default_factory=lambda: BUILD)
+    python: str = field(default_factory=lambda: PYTHON)
 
 
 Scenario = Callable[[], Awaitable[Row]]

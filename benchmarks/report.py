@@ -23,11 +23,21 @@ from harness import LatencyRow, MemoryRow, Row
 Result = Row | LatencyRow | MemoryRow
 
 
+REFERENCE_PYTHON = "3.11"
+"""The Python the table is measured on unless a row says otherwise; rows stored before
+Pythons were told apart were all measured on it."""
+
+
+def variant(row: Result) -> tuple[str, str, str]:
+    """What a piece ran on besides its broker: event loop, build of dispytch-core, Python."""
+    return (row.loop, row.build, row.python)
+
+
 def piece(kind: str, row: Result) -> tuple[str, ...]:
     """Rows of one run of one piece share this key; a new run replaces them all."""
     if isinstance(row, LatencyRow):
-        return (kind, row.backend, str(row.rate), row.loop, row.build)
-    return (kind, row.backend, row.loop, row.build)
+        return (kind, row.backend, str(row.rate), *variant(row))
+    return (kind, row.backend, *variant(row))
 
 
 def store(path: Path, kind: str, rows: list[Result]) -> None:
@@ -53,6 +63,7 @@ def load(path: Path) -> dict[str, list[Any]]:
     for entry in saved:
         fields = {k: v for k, v in entry.items() if k not in ("kind", "when")}
         fields.setdefault("build", _build(entry))
+        fields.setdefault("python", REFERENCE_PYTHON)
         if entry["kind"] == "throughput":
             fields["runs"] = tuple(fields["runs"])
             fields["ack_runs"] = tuple(fields["ack_runs"])
@@ -75,10 +86,11 @@ def runs_of(path: Path) -> list[str]:
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, ...]:
-    kind, backend, loop, build = entry["kind"], entry["backend"], entry["loop"], _build(entry)
+    kind, backend = entry["kind"], entry["backend"]
+    variant = (entry["loop"], _build(entry), entry.get("python", REFERENCE_PYTHON))
     if kind == "latency":
-        return (kind, backend, str(entry["rate"]), loop, build)
-    return (kind, backend, loop, build)
+        return (kind, backend, str(entry["rate"]), *variant)
+    return (kind, backend, *variant)
 
 
 def _build(entry: dict[str, Any]) -> str:
@@ -104,26 +116,29 @@ def _ratio(value: float | None, reference: float | None) -> str:
 
 
 def _name(implementation: str, row: Row | LatencyRow | MemoryRow) -> str:
-    """`implementation`, marked when its piece ran on uvloop or on the pure-Python build."""
+    """`implementation`, marked when its piece ran on uvloop, on the pure-Python build or on
+    another Python than the reference one."""
     marks = [row.loop] if row.loop != "asyncio" else []
     if row.build == "pure":
         marks.append("pure build")
+    if row.python != REFERENCE_PYTHON:
+        marks.append(f"Python {row.python}")
     return " · ".join((implementation, *marks))
 
 
-def _variant(row: Row | LatencyRow | MemoryRow) -> tuple[bool, bool]:
-    """Sorts the default variant (asyncio, compiled) of a piece first."""
-    return (row.loop != "asyncio", row.build != "compiled")
+def _variant(row: Row | LatencyRow | MemoryRow) -> tuple[bool, bool, str]:
+    """Sorts the default variant (asyncio, compiled, reference Python) of a piece first."""
+    return (row.loop != "asyncio", row.build != "compiled", row.python)
 
 
 def throughput_table(rows: list[Row]) -> str:
     """Rates (median run, fastest run) and time-to-last-ack, each also as a ratio to the
     hand-written loop and to FastStream: above 1 is faster, for the ack column too."""
     rows = sorted(rows, key=lambda r: (r.backend, *_variant(r)))
-    raw: dict[tuple[str, str, str, str], Row] = {}
-    faststream: dict[tuple[str, str, str, str], Row] = {}
+    raw: dict[tuple[str, ...], Row] = {}
+    faststream: dict[tuple[str, ...], Row] = {}
     for r in rows:
-        key = (r.backend, r.scenario, r.loop, r.build)
+        key = (r.backend, r.scenario, *variant(r))
         if r.implementation.startswith("raw"):
             raw.setdefault(key, r)
         elif r.implementation.startswith("faststream"):
@@ -135,7 +150,7 @@ def throughput_table(rows: list[Row]) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        key = (r.backend, r.scenario, r.loop, r.build)
+        key = (r.backend, r.scenario, *variant(r))
         ref, fs = raw.get(key), faststream.get(key)
         ack = None if r.unacked else r.median_ack
         acked = f"not all acked ({r.unacked} left)" if r.unacked else _seconds(ack)
@@ -169,10 +184,10 @@ def latency_table(rows: list[LatencyRow]) -> str:
     """Medians over rounds of each percentile; the target column checks p50 <= 1.1 x and
     p99 <= 1.2 x + 1 ms of the hand-written loop's."""
     rows = sorted(rows, key=lambda r: (r.backend, r.rate, *_variant(r)))
-    raw: dict[tuple[str, int, str, str], LatencyRow] = {}
-    faststream: dict[tuple[str, int, str, str], LatencyRow] = {}
+    raw: dict[tuple[str | int, ...], LatencyRow] = {}
+    faststream: dict[tuple[str | int, ...], LatencyRow] = {}
     for r in rows:
-        key = (r.backend, r.rate, r.loop, r.build)
+        key = (r.backend, r.rate, *variant(r))
         if r.implementation.startswith("raw"):
             raw.setdefault(key, r)
         elif r.implementation.startswith("faststream"):
@@ -184,7 +199,7 @@ def latency_table(rows: list[LatencyRow]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        key = (r.backend, r.rate, r.loop, r.build)
+        key = (r.backend, r.rate, *variant(r))
         ref, fs = raw.get(key), faststream.get(key)
         p50, p99 = r.median("p50"), r.median("p99")
         target = "-"
