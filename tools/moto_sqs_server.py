@@ -5,7 +5,9 @@
   timeout, and deleting a message rebuilds the queue's list of messages, so that of two
   deletes at once one may be undone, and a message sent meanwhile lost. Here picking
   messages, adding one and deleting one run under one lock; a pick does not wait, and a
-  long poll waits between picks, outside the lock.
+  long poll waits between picks, outside the lock, until a message is added (as SQS
+  answers a long poll as soon as a message is there) or 20 ms passed (messages whose
+  visibility timeout ran out are visible again without being added).
 - For every message it returns, moto checks the retention period by computing all of the
   queue's attributes, which counts the queue's messages: a receive costs time in
   proportion to the queue's depth, ten times over. Here the check reads the one attribute.
@@ -30,6 +32,7 @@ _pick = SQSBackend.receive_message
 _add = Queue.add_message
 _delete = Queue.delete_message
 _changing = threading.RLock()
+_added = threading.Condition(_changing)
 _POLL_INTERVAL = 0.02
 
 
@@ -42,17 +45,19 @@ def _receive_message(
     message_attribute_names: list[str] | None = None,
 ) -> list[Any]:
     deadline = time.monotonic() + wait_seconds_timeout
-    while True:
-        with _changing:
+    with _added:
+        while True:
             found = _pick(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
-        if found or time.monotonic() >= deadline:
-            return found
-        time.sleep(_POLL_INTERVAL)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            _added.wait(min(left, _POLL_INTERVAL))
 
 
 def _add_message(self: Queue, message: Any) -> None:
-    with _changing:
+    with _added:
         _add(self, message)
+        _added.notify_all()
 
 
 def _delete_message(self: Queue, receipt_handle: str) -> None:
