@@ -176,15 +176,14 @@ class KafkaConsumer(Consumer):
         partition = self._in_flight.pop(msg, None)
         if partition is None or partition.retired:
             return
-        partition.done(msg.metadata["offset"])
+        resume = partition.settle(msg.metadata["offset"], self._resume_below)
         if not self._acked.is_set():
             self._acked.set()
         if self._dry and not self._in_flight and not self._redeliveries:
             self._drained.set()  # the stream went idle: commit now
-        if partition.paused and partition.in_flight <= self._resume_below:
-            partition.paused = False
+        if resume:
             with suppress(IllegalStateError):  # revoked meanwhile
-                self._running().resume(TopicPartition(msg.topic, msg.metadata["partition"]))
+                self._running().resume(TopicPartition(partition.topic, partition.number))
 
     async def nack(self, msg: Message, delay: float = 0.0) -> None:
         """Hand `msg` out again after `delay` seconds (at least `MIN_REDELIVERY_DELAY`).
@@ -267,7 +266,7 @@ class KafkaConsumer(Consumer):
 
     def _assigned(self, assigned: Iterable[TopicPartition]) -> None:
         for tp in assigned:
-            self._partitions[tp] = Partition(f"{tp.topic}:{tp.partition}")
+            self._partitions[tp] = Partition(tp.topic, tp.partition)
 
     async def _retire(self, revoked: Iterable[TopicPartition]) -> None:
         """Commit what `revoked` partitions finished, then forget them: from now on

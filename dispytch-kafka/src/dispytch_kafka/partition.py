@@ -18,8 +18,10 @@ class Partition:
     flight or failed. Once revoked the partition is `retired` and ignores late acks.
     """
 
-    def __init__(self, key: str = "") -> None:
-        self.key = key
+    def __init__(self, topic: str = "", number: int = 0) -> None:
+        self.topic = topic
+        self.number = number
+        self.key = f"{topic}:{number}"
         """The ordering key of the partition's messages, `"<topic>:<partition>"`."""
         self.backlog: deque[Any] = deque()
         self.committable: int | None = None
@@ -43,19 +45,50 @@ class Partition:
     def hand_out(self, count: int, in_flight: dict[Message, Partition]) -> list[Message]:
         """The next `count` records of the backlog as messages, tracked as handed out:
         their offsets pending, each message in `in_flight`."""
-        backlog, key = self.backlog, self.key
+        backlog = self.backlog
         messages = []
         for _ in range(count):
             record = backlog.popleft()
-            message = as_message(record, key)
-            self.track(record.offset)
+            offset: int = record.offset
+            message = self.message(record, offset)
+            self.track(offset)
             in_flight[message] = self
             messages.append(message)
         return messages
 
+    def message(self, record: Any, offset: int) -> Message:
+        """`record`, an aiokafka `ConsumerRecord` of this partition at `offset`, as a
+        `Message` (topic and partition read from the partition, not from each record)."""
+        headers, value = record.headers, record.value
+        return Message(
+            self.topic,
+            value if value is not None else b"",
+            self.key,
+            {n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
+            1,
+            {
+                "topic": self.topic,
+                "partition": self.number,
+                "offset": offset,
+                "key": record.key,
+                "headers": headers,
+                "timestamp": record.timestamp,
+            },
+            record,
+        )
+
     def track(self, offset: int) -> None:
         """Record that `offset` was handed out (offsets arrive in increasing order)."""
         self.pending.append(offset)
+
+    def settle(self, offset: int, resume_below: int) -> bool:
+        """Record that `offset` was handled (see `done`); True when the partition was
+        paused and now has at most `resume_below` offsets in flight: time to resume it."""
+        self.done(offset)
+        if self.paused and self.in_flight <= resume_below:
+            self.paused = False
+            return True
+        return False
 
     def done(self, offset: int) -> None:
         """Record that `offset` was handled; advance `committable` as far as contiguous."""
@@ -69,24 +102,3 @@ class Partition:
             finished = pending.popleft()
             done.discard(finished)
             self.committable = finished + 1
-
-
-def as_message(record: Any, key: str) -> Message:
-    """An aiokafka `ConsumerRecord` as a `Message` with ordering key `key`."""
-    headers, value = record.headers, record.value
-    return Message(
-        record.topic,
-        value if value is not None else b"",
-        key,
-        {n: (v or b"").decode("utf-8", "replace") for n, v in headers} if headers else {},
-        1,
-        {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key,
-            "headers": headers,
-            "timestamp": record.timestamp,
-        },
-        record,
-    )
