@@ -252,9 +252,6 @@ async def test_config_of_another_backend_is_refused(rabbitmq_url: str, exchange_
             await emitter.emit(Ping(route="x", seq=1, __backend_config__=OtherConfig()))
 
 
-# -- consumer --------------------------------------------------------------------------------
-
-
 async def test_a_publish_left_unconfirmed_times_out(
     rabbitmq_server: RabbitMQServer, exchange_name: str
 ) -> None:
@@ -270,14 +267,19 @@ async def test_a_publish_left_unconfirmed_times_out(
     async with running(listener), emitter:
         await emitter.emit(Ping(route=topic, seq=1))
         # A memory alarm blocks every publishing connection: no confirm comes.
-        rabbitmq_server.rabbitmqctl("set_vm_memory_high_watermark", "0")
+        await asyncio.to_thread(rabbitmq_server.rabbitmqctl, "set_vm_memory_high_watermark", "0")
         try:
             with pytest.raises(ProducerTimeout, match="did not confirm a message") as caught:
                 await asyncio.wait_for(emitter.emit(Ping(route=topic, seq=2)), 10)
         finally:
-            rabbitmq_server.rabbitmqctl("set_vm_memory_high_watermark", "0.4")
+            await asyncio.to_thread(
+                rabbitmq_server.rabbitmqctl, "set_vm_memory_high_watermark", "0.4"
+            )
         await emitter.emit(Ping(route=topic, seq=3))
     assert f"routing key {topic!r} within 0.5s" in str(caught.value)
+
+
+# -- consumer --------------------------------------------------------------------------------
 
 
 async def test_redelivered_flag_reaches_the_handler(rabbitmq_url: str, exchange_name: str) -> None:
