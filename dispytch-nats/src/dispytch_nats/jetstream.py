@@ -29,6 +29,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from pydantic import BaseModel
 
 from dispytch._cancelling import cancel_and_wait
+from dispytch._deadlines import Deadlines
 from dispytch.backends.backend import Subscription
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch.listener.consumer import Consumer, Message
@@ -71,8 +72,7 @@ class JetStreamProducer(Producer):
         self._queue: deque[_Queued] = deque()
         self._queued = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
-        self._unacked: deque[_Queued] = deque()
-        self._expiry: asyncio.Task[None] | None = None
+        self._acks = Deadlines(self.settings.timeout)
 
     @property
     def client(self) -> Client | None:
@@ -87,7 +87,8 @@ class JetStreamProducer(Producer):
             if self._client is None:
                 self._client = await self.settings.connect()
             self._streams = Streams(self._client, self.settings)
-            self._sender = asyncio.create_task(self._send_queued(self._streams))
+            self._acks = Deadlines(self.settings.timeout)
+            self._sender = asyncio.create_task(self._send_queued(self._streams, self._acks))
 
     async def stop(self) -> None:
         """Send what is queued and wait for its acknowledgements (up to `timeout` each);
@@ -181,12 +182,11 @@ class JetStreamProducer(Producer):
 
     # -- enqueued messages ---------------------------------------------------------------
 
-    async def _send_queued(self, streams: Streams) -> None:
+    async def _send_queued(self, streams: Streams, acks: Deadlines) -> None:
         """Send queued messages in order, as a loop of `publish_async` calls does, and
-        settle each one's future from its acknowledgement; once stopped, end when the
-        queue is empty."""
-        queue, unacked = self._queue, self._unacked
-        loop = asyncio.get_running_loop()
+        settle each one's future from its acknowledgement, which is cancelled if it did not
+        come within `timeout` of sending; once stopped, end when the queue is empty."""
+        queue = self._queue
         while self._sender is not None or queue:
             await self._queued.wait()
             self._queued.clear()
@@ -204,11 +204,8 @@ class JetStreamProducer(Producer):
                     if not stored.done():
                         stored.set_exception(exc)
                     continue
-                queued.acked, queued.deadline = acked, loop.time() + self.settings.timeout
+                acks.begin(acked)
                 acked.add_done_callback(queued)
-                unacked.append(queued)
-                if self._expiry is None or self._expiry.done():
-                    self._expiry = asyncio.create_task(self._expire())
 
     def _settle(self, queued: _Queued, acked: asyncio.Future[api.PubAck]) -> None:
         """Complete `queued.stored` as JetStream answered (`acked`); when no stream
@@ -216,7 +213,7 @@ class JetStreamProducer(Producer):
         streams, message, stored = queued.streams, queued.message, queued.stored
         if stored.done():
             return
-        if acked.cancelled():  # by `_expire`
+        if acked.cancelled():  # its deadline passed
             stored.set_exception(self._failure(message.topic, asyncio.TimeoutError()))
             return
         exc = acked.exception()
@@ -236,47 +233,21 @@ class JetStreamProducer(Producer):
 
     async def _acks_or_timeouts(self) -> None:
         """Wait until every message sent has its acknowledgement or timed out."""
-        unacked = [u.acked for u in self._unacked if u.acked and not u.acked.done()]
+        unacked = self._acks.pending()
         if unacked:
             await asyncio.wait(unacked, timeout=self.settings.timeout)
-        expiry, self._expiry = self._expiry, None
-        if expiry is not None:
-            await cancel_and_wait([expiry])
-        while self._unacked:
-            acked = self._unacked.popleft().acked
-            if acked is not None:
-                acked.cancel()  # its emit times out
-
-    async def _expire(self) -> None:
-        """Give up on acknowledgements that did not come within `timeout` of sending.
-        Messages are sent in order, so the oldest unacknowledged one expires first."""
-        unacked, loop = self._unacked, asyncio.get_running_loop()
-        while unacked:
-            oldest = unacked[0]
-            acked = oldest.acked
-            if acked is None or acked.done():
-                unacked.popleft()
-                continue
-            wait = oldest.deadline - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:
-                unacked.popleft()
-                acked.cancel()
+        self._acks.expire_all()  # the emits still unacknowledged time out
 
 
 @dataclass(slots=True, eq=False)
 class _Queued:
-    """An enqueued message: its future, and once sent, its acknowledgement and when to
-    give up on it. It is the acknowledgement's done callback: one object per message,
-    which keeps a burst's garbage collections few."""
+    """An enqueued message and its future. Once it is sent, it is the done callback of its
+    acknowledgement: one object per message, which keeps a burst's garbage collections few."""
 
     producer: JetStreamProducer
     streams: Streams
     message: OutgoingMessage
     stored: asyncio.Future[None]
-    acked: asyncio.Future[api.PubAck] | None = None
-    deadline: float = 0.0
 
     def __call__(self, acked: asyncio.Future[api.PubAck]) -> None:
         self.producer._settle(self, acked)

@@ -24,11 +24,11 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from pydantic import BaseModel
 
+from dispytch._deadlines import Deadlines
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch_rabbitmq import topology
 from dispytch_rabbitmq.config import RabbitMQEventConfig
 from dispytch_rabbitmq.connection import RabbitMQConnectionError, connect
-from dispytch_rabbitmq.deadlines import Deadlines
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
 _CONNECTION_LOST = (ConnectionError, ConnectionClosed, ChannelInvalidStateError)
@@ -158,18 +158,21 @@ class RabbitMQProducer(Producer):
         self, exchange: AbstractExchange, message: AMQPMessage, routing_key: str
     ) -> None:
         """Publish and wait for the confirmation, waiting out a reconnect within the timeout."""
-        deadlines = self._deadlines
-        deadline = None if deadlines is None else deadlines.begin()
+        deadline = None
+        if self._deadlines is not None:
+            task = asyncio.current_task()
+            if task is None:
+                raise RuntimeError("a publish deadline needs to run in an asyncio task")
+            deadline = self._deadlines.begin(task)
         lost: Exception | None = None
         try:
             while True:
                 try:
                     result = await exchange.publish(message, routing_key, mandatory=True)
+                    break
                 except _CONNECTION_LOST as exc:
                     lost = exc
                     await _await_reconnect(exchange, deadline is not None, exc)
-                    continue
-                break
         except asyncio.CancelledError:
             if deadline is None or not deadline.timed_out():
                 raise
@@ -195,8 +198,8 @@ class RabbitMQProducer(Producer):
                 "(declare=True does for the producer's own exchange)"
             ) from exc
         finally:
-            if deadlines is not None and deadline is not None:
-                deadlines.end(deadline)
+            if deadline is not None:
+                deadline.end()
         if isinstance(result, DeliveredMessage):  # returned: on_return_raises is off
             raise _unroutable(exchange.name, routing_key, result)
 
