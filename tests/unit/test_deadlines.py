@@ -9,7 +9,9 @@ once, with timeouts far longer than that takes, and times are only bounded from 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import weakref
 
 import pytest
 
@@ -158,3 +160,17 @@ async def test_expire_all_cancels_what_is_open_and_later_deadlines_still_run() -
     deadlines.begin(later)
     await asyncio.wait([later], timeout=WAIT)
     assert later.cancelled()
+
+
+async def test_a_done_futures_deadline_is_let_go_once_the_next_begins() -> None:
+    deadlines = Deadlines(WAIT)
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[str] = loop.create_future()
+    deadlines.begin(answered)
+    answered.set_result("ack")
+    answered_ref = weakref.ref(answered)
+    del answered
+    deadlines.begin(loop.create_future())
+    gc.collect()
+    assert answered_ref() is None  # a burst of acks is not held until the first deadline
+    deadlines.expire_all()

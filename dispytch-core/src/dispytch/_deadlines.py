@@ -47,11 +47,9 @@ class Deadline:
 
     def end(self) -> None:
         """Close this deadline: its operation is done, whatever the outcome. A future's
-        deadline need not be ended: once the future is done, the timer skips it."""
+        deadline need not be ended: it closes when the future is done."""
         self.target = None
-        open_ = self._deadlines._open
-        while open_ and open_[0].target is None:
-            open_.popleft()
+        self._deadlines._forget_closed()
 
 
 class Deadlines:
@@ -71,6 +69,7 @@ class Deadlines:
         if still open `timeout` seconds from now."""
         loop = target.get_loop()
         deadline = Deadline(self, target, loop.time() + self.timeout)
+        self._forget_closed()
         self._open.append(deadline)
         if self._timer is None:
             self._timer = loop.call_at(deadline.at, self._expire)
@@ -92,6 +91,16 @@ class Deadlines:
             if target is not None and not target.done():
                 deadline.expired = True
                 target.cancel()
+
+    def _forget_closed(self) -> None:
+        """Drop the oldest deadlines while they are closed: ended, or their future done
+        (futures' deadlines are not ended), so only the operations in flight are held."""
+        open_ = self._open
+        while open_:
+            target = open_[0].target
+            if target is not None and not target.done():
+                return
+            open_.popleft()
 
     def _expire(self) -> None:
         """Cancel the targets past their deadline, then wait for the next deadline."""
