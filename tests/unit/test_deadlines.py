@@ -174,3 +174,21 @@ async def test_a_done_futures_deadline_is_let_go_once_the_next_begins() -> None:
     gc.collect()
     assert answered_ref() is None  # a burst of acks is not held until the first deadline
     deadlines.expire_all()
+
+
+def test_deadlines_carried_over_to_a_new_event_loop_still_time_out() -> None:
+    """A producer outliving its event loop (a second `asyncio.run`): the timer of the old
+    loop, which never fired, does not keep the new loop's operations from timing out."""
+    deadlines = Deadlines(TIMEOUT)
+
+    async def left_open() -> None:
+        deadlines.begin(asyncio.get_running_loop().create_future())
+
+    async def timed_out() -> bool:
+        acked = asyncio.get_running_loop().create_future()
+        deadlines.begin(acked)
+        await asyncio.wait([acked], timeout=WAIT)
+        return acked.cancelled()
+
+    asyncio.run(left_open())
+    assert asyncio.run(timed_out())

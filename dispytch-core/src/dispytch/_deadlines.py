@@ -63,11 +63,15 @@ class Deadlines:
         self.timeout = timeout
         self._open: deque[Deadline] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def begin(self, target: asyncio.Future[Any]) -> Deadline:
         """Start the deadline of an operation: `target` (a task or a future) is cancelled
         if still open `timeout` seconds from now."""
         loop = target.get_loop()
+        if loop is not self._loop:  # a new event loop: what was open went with the old one
+            self._drop_all()
+            self._loop = loop
         deadline = Deadline(self, target, loop.time() + self.timeout)
         self._forget_closed()
         self._open.append(deadline)
@@ -81,16 +85,18 @@ class Deadlines:
 
     def expire_all(self) -> None:
         """Time out every open deadline now (cancelling its target) and drop the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        open_ = self._open
-        while open_:
-            deadline = open_.popleft()
+        for deadline in self._open:
             target = deadline.target
             if target is not None and not target.done():
                 deadline.expired = True
                 target.cancel()
+        self._drop_all()
+
+    def _drop_all(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._open.clear()
 
     def _forget_closed(self) -> None:
         """Drop the oldest deadlines while they are closed: ended, or their future done
