@@ -8,6 +8,23 @@ from typing import Any
 from aio_pika import DeliveryMode
 from pydantic import BaseModel, ConfigDict, model_validator
 
+AMQP_PROPERTIES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
+"""The AMQP message properties besides headers, as aio-pika names them: those a
+`RabbitMQEventConfig` may set, and those a consumed message's metadata holds."""
+
 
 class RabbitMQEventConfig(BaseModel):
     """AMQP message properties and headers for an event, and where to publish it.

@@ -21,6 +21,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from dispytch.backends.backend import Subscription
 from dispytch.listener.consumer import Consumer, Message
 from dispytch_rabbitmq import topology
+from dispytch_rabbitmq.config import AMQP_PROPERTIES
 from dispytch_rabbitmq.connection import connect
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
@@ -31,21 +32,6 @@ _GONE = (AMQPError, ConnectionError)
 
 _CANCEL_TIMEOUT = 5.0
 """Seconds `stop()` waits for the broker to confirm that consuming stopped."""
-
-_PROPERTIES = (
-    "content_type",
-    "content_encoding",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "app_id",
-)
 
 
 class RabbitMQConsumer(Consumer):
@@ -230,7 +216,7 @@ class RabbitMQConsumer(Consumer):
                 "redelivered": raw.redelivered,
                 "consumer_tag": raw.consumer_tag,
                 "headers": headers,
-                "properties": {name: getattr(raw, name) for name in _PROPERTIES},
+                "properties": {name: getattr(raw, name) for name in AMQP_PROPERTIES},
             },
             raw=raw,
         )

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from dispytch._deadlines import Deadlines
 from dispytch.emitter.producer import OutgoingMessage, Producer, ProducerTimeout
 from dispytch_rabbitmq import topology
-from dispytch_rabbitmq.config import RabbitMQEventConfig
+from dispytch_rabbitmq.config import AMQP_PROPERTIES, RabbitMQEventConfig
 from dispytch_rabbitmq.connection import RabbitMQConnectionError, connect
 from dispytch_rabbitmq.settings import RabbitMQSettings
 
@@ -239,29 +239,22 @@ async def _reopened(channel: AbstractRobustChannel) -> None:
 
 
 def _amqp_message(message: OutgoingMessage, config: RabbitMQEventConfig) -> AMQPMessage:
-    """`message` as aio-pika's, persistent unless `config` says otherwise, with the AMQP
-    properties and headers `config` sets."""
+    """`message` as aio-pika's, persistent unless `config` says otherwise, with the headers
+    and the AMQP properties `config` sets: only those, as aio-pika builds a message faster
+    the fewer properties it is given."""
     headers: dict[str, Any] = (
         {**config.headers, **message.headers} if config.headers else dict(message.headers)
     )
-    if config is _DEFAULT_CONFIG:  # no property set: aio-pika builds such a message faster
+    set_fields = config.model_fields_set
+    if not set_fields:  # the usual case, and the shortest call
         return AMQPMessage(message.payload, headers=headers, delivery_mode=DeliveryMode.PERSISTENT)
-    return AMQPMessage(
-        message.payload,
-        headers=headers,
-        delivery_mode=config.delivery_mode or DeliveryMode.PERSISTENT,
-        priority=config.priority,
-        expiration=config.expiration,
-        content_type=config.content_type,
-        content_encoding=config.content_encoding,
-        correlation_id=config.correlation_id,
-        reply_to=config.reply_to,
-        message_id=config.message_id,
-        timestamp=config.timestamp,
-        type=config.type,
-        user_id=config.user_id,
-        app_id=config.app_id,
-    )
+    properties = {
+        name: getattr(config, name)
+        for name in set_fields
+        if name in AMQP_PROPERTIES and name != "delivery_mode"
+    }
+    delivery_mode = config.delivery_mode or DeliveryMode.PERSISTENT
+    return AMQPMessage(message.payload, headers=headers, delivery_mode=delivery_mode, **properties)
 
 
 def _event_config(config: BaseModel | None) -> RabbitMQEventConfig:
