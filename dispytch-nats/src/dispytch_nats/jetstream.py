@@ -87,8 +87,7 @@ class JetStreamProducer(Producer):
             if self._client is None:
                 self._client = await self.settings.connect()
             self._streams = Streams(self._client, self.settings)
-            self._acks = Deadlines(self.settings.timeout)
-            self._sender = asyncio.create_task(self._send_queued(self._streams, self._acks))
+            self._sender = asyncio.create_task(self._send_queued(self._streams))
 
     async def stop(self) -> None:
         """Send what is queued and wait for its acknowledgements (up to `timeout` each);
@@ -182,11 +181,11 @@ class JetStreamProducer(Producer):
 
     # -- enqueued messages ---------------------------------------------------------------
 
-    async def _send_queued(self, streams: Streams, acks: Deadlines) -> None:
+    async def _send_queued(self, streams: Streams) -> None:
         """Send queued messages in order, as a loop of `publish_async` calls does, and
         settle each one's future from its acknowledgement, which is cancelled if it did not
         come within `timeout` of sending; once stopped, end when the queue is empty."""
-        queue = self._queue
+        queue, acks = self._queue, self._acks
         while self._sender is not None or queue:
             await self._queued.wait()
             self._queued.clear()
