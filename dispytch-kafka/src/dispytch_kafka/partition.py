@@ -18,7 +18,7 @@ class Partition:
     flight or failed. Once revoked the partition is `retired` and ignores late acks.
     """
 
-    def __init__(self, topic: str = "", number: int = 0) -> None:
+    def __init__(self, topic: str, number: int) -> None:
         self.topic = topic
         self.number = number
         self.key = f"{topic}:{number}"

@@ -101,7 +101,7 @@ def test_event_config_renders_its_key_template_and_encodes_fields() -> None:
 
 
 def test_commits_only_move_past_contiguous_done_offsets() -> None:
-    partition = Partition()
+    partition = Partition("orders", 0)
     for offset in (10, 11, 12, 14):  # 13 was compacted away
         partition.track(offset)
     partition.done(12)
