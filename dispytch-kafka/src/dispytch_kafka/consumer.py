@@ -83,6 +83,8 @@ class KafkaConsumer(Consumer):
         self._lifecycle = asyncio.Lock()
         self._commit_lock = asyncio.Lock()
         self._acked = asyncio.Event()
+        self._commit_due = False
+        """Whether offsets were acked since the last commit began (`_acked` is set)."""
         self._drained = asyncio.Event()
         self._dry = True
         """Whether every backlog is empty; noted when one runs dry or fills, so acks need
@@ -176,14 +178,13 @@ class KafkaConsumer(Consumer):
         partition = self._in_flight.pop(msg, None)
         if partition is None or partition.retired:
             return
-        resume = partition.settle(msg.metadata["offset"], self._resume_below)
-        if not self._acked.is_set():
-            self._acked.set()
-        if self._dry and not self._in_flight and not self._redeliveries:
-            self._drained.set()  # the stream went idle: commit now
-        if resume:
+        if partition.settle(msg.metadata["offset"], self._resume_below):
             with suppress(IllegalStateError):  # revoked meanwhile
                 self._running().resume(TopicPartition(partition.topic, partition.number))
+        if not self._commit_due:  # a plain flag: cheaper per ack than asking the event
+            self._note_commit_due()
+        if self._dry and not self._in_flight and not self._redeliveries:
+            self._drained.set()  # the stream went idle: commit now
 
     async def nack(self, msg: Message, delay: float = 0.0) -> None:
         """Hand `msg` out again after `delay` seconds (at least `MIN_REDELIVERY_DELAY`).
@@ -205,6 +206,11 @@ class KafkaConsumer(Consumer):
         """Commit, for every assigned partition, the offsets acked contiguously so far."""
         async with self._commit_lock:
             await self._commit(self._partitions)
+
+    def _note_commit_due(self) -> None:
+        """Wake the committer: offsets wait for their commit."""
+        self._commit_due = True
+        self._acked.set()
 
     def _note_dry(self) -> None:
         self._dry = not any(p.backlog for p in self._partitions.values())
@@ -298,7 +304,7 @@ class KafkaConsumer(Consumer):
             return
         except KafkaError as exc:
             logger.error("committing offsets %s failed, will retry: %r", offsets, exc)
-            self._acked.set()
+            self._note_commit_due()
             return
         for tp, offset in offsets.items():
             partitions[tp].committed = offset
@@ -323,6 +329,7 @@ class KafkaConsumer(Consumer):
             await acked.wait()
             await wait_at_most(drained, self._settings.commit_interval)
             acked.clear()
+            self._commit_due = False
             drained.clear()
             await self.commit()
 

@@ -12,7 +12,7 @@ import inspect
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter
 
@@ -30,9 +30,13 @@ CallKind = Literal["async", "sync", "async_cm", "sync_cm"]
 Overrides = Mapping[Callable[..., Any], Callable[..., Any]]
 """`{original: replacement}`: dependencies to call in place of the ones declared."""
 
-ARG_EVENT, ARG_CALL, ARG_CACHED_CALL, ARG_OTHER = range(4)
+ARG_EVENT: Final = 0
+ARG_CALL: Final = 1
+ARG_CACHED_CALL: Final = 2
+ARG_OTHER: Final = 3
 """How a direct call gets an argument: the `Event` for a body type, a plain function
-called as is, a plain dependency through the per-call cache, or another source."""
+called as is, a plain dependency through the per-call cache, or another source (Final,
+so the compiled build compares with the numbers themselves)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class Call:
     params: dict[str, Source] = field(default_factory=dict)
     use_cache: bool = True
     scope: DependencyScope = "event"
+    positional: bool = False
+    """True when every parameter can be passed by position (none is keyword-only): the
+    call then passes its arguments in order, which costs less than by name."""
     is_plain: bool = field(init=False)
     """True for a plain sync function without dependencies of its own."""
     wants_context: bool = field(init=False)
@@ -169,6 +176,7 @@ def plan_call(
     except (TypeError, ValueError) as exc:
         raise DependencyError(f"cannot read the signature of {where}: {exc}") from exc
     params: dict[str, Source] = {}
+    positional = True
     for name, param in signature.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise DependencyError(
@@ -178,6 +186,7 @@ def plan_call(
             raise DependencyError(
                 f"{where}: parameter {name!r} is positional-only; make it a normal parameter"
             )
+        positional = positional and param.kind is param.POSITIONAL_OR_KEYWORD
         annotation = hints.get(name, param.annotation)
         params[name] = _source(
             name,
@@ -192,7 +201,7 @@ def plan_call(
         )
     if scope == "app":
         _check_app_scoped(where, params)
-    return Call(func, _kind(func), params, use_cache, scope)
+    return Call(func, _kind(func), params, use_cache, scope, positional)
 
 
 def _check_app_scoped(where: str, params: dict[str, Source]) -> None:

@@ -108,18 +108,17 @@ def run_on(
     """`run` the handler `plan` on one event, in a `Scope` of its own when it needs one."""
     if plan.needs_scope:
         return run(plan, Scope(envelope, message, segments))
-    kwargs = {}
-    for name, how, what in plan.direct_args:  # an Event, and plain functions called as is
-        kwargs[name] = validated_event(what, envelope, message) if how == ARG_EVENT else what()
-    coroutine: Awaitable[Any] = plan.func(**kwargs)
-    return coroutine
+    args = [  # an Event, and plain functions called as is
+        validated_event(what, envelope, message) if how == ARG_EVENT else what()
+        for _, how, what in plan.direct_args
+    ]
+    return _called(plan, args)
 
 
 def run(plan: Call, scope: Scope) -> Awaitable[Any]:
     """Call the handler `plan` in `scope`; teardowns run after it and see its exception."""
     if plan.is_direct:  # the common handler, which has no teardown
-        coroutine: Awaitable[Any] = plan.func(**_direct_kwargs(plan, scope))
-        return coroutine
+        return _called(plan, _direct_args(plan, scope))
     return _with_teardown(plan, scope) if plan.has_teardown else call(plan, scope)
 
 
@@ -141,8 +140,7 @@ def call(plan: Call, scope: Scope) -> Awaitable[Any]:
     right away and its coroutine returned, without a coroutine of our own around it.
     """
     if plan.is_direct:
-        coroutine: Awaitable[Any] = plan.func(**_direct_kwargs(plan, scope))
-        return coroutine
+        return _called(plan, _direct_args(plan, scope))
     return _call(plan, scope)
 
 
@@ -172,19 +170,29 @@ async def _call(plan: Call, scope: Scope) -> Any:
     return scope.exit_stack.enter_context(manager)
 
 
-def _direct_kwargs(plan: Call, scope: Scope) -> dict[str, Any]:
-    """The arguments of a call whose dependencies are all plain sync functions."""
-    kwargs = {}
-    for name, how, what in plan.direct_args:
+def _direct_args(plan: Call, scope: Scope) -> list[Any]:
+    """The arguments, in order, of a call whose dependencies are all plain sync functions."""
+    args = []
+    for _, how, what in plan.direct_args:
         if how == ARG_EVENT:
-            kwargs[name] = scope.event(what)
+            args.append(scope.event(what))
         elif how == ARG_CALL:
-            kwargs[name] = what()
+            args.append(what())
         elif how == ARG_CACHED_CALL:
-            kwargs[name] = _plain(what, scope)
+            args.append(_plain(what, scope))
         else:
-            kwargs[name] = _PROVIDERS[type(what)](what, scope)
-    return kwargs
+            args.append(_PROVIDERS[type(what)](what, scope))
+    return args
+
+
+def _called(plan: Call, args: list[Any]) -> Awaitable[Any]:
+    """`plan`'s async function called with `args`, one per parameter in order: by
+    position, which costs least, unless a parameter is keyword-only."""
+    if plan.positional:
+        coroutine: Awaitable[Any] = plan.func(*args)
+    else:
+        coroutine = plan.func(**dict(zip(plan.params, args, strict=True)))
+    return coroutine
 
 
 def _plain(plan: Call, scope: Scope) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 from dispytch._timers import wait_at_most
@@ -34,9 +34,9 @@ class BatchHost(Protocol):
 
     def call_finished(self, call: HandlerCall, error: BaseException | None) -> None: ...
 
-    async def run_handler(
+    def run_handler(
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
-    ) -> Outcome: ...
+    ) -> Awaitable[Outcome]: ...
 
     async def dead_letter(
         self,

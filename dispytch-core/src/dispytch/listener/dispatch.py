@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from dispytch.dead_letter import KEPT_PAYLOAD_BYTES, DeadLetter, Reason, error_text
 from dispytch.di.plan import EventParam
@@ -38,13 +38,12 @@ _CACHED_TYPE_LENGTH = 256
 
 
 # Every access to an enum member looks it up on its class (~70 ns); the per-message
-# path compares with these module constants instead.
-ACK, DEAD_LETTERED, NACK, SETTLED = (
-    Outcome.ACK,
-    Outcome.DEAD_LETTERED,
-    Outcome.NACK,
-    Outcome.SETTLED,
-)
+# path compares with these constants instead (Final: the compiled build reads them
+# without a lookup in the module's namespace).
+ACK: Final = Outcome.ACK
+DEAD_LETTERED: Final = Outcome.DEAD_LETTERED
+NACK: Final = Outcome.NACK
+SETTLED: Final = Outcome.SETTLED
 
 _SETTLED_AS: dict[Outcome, SettledOutcome] = {
     ACK: "ack",
@@ -249,65 +248,96 @@ class Dispatcher:
                 self._routes[key] = found
         return found
 
-    async def run_handler(
+    def run_handler(
+        self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
+    ) -> Awaitable[Outcome]:
+        """Run `handler` on `msg`, again while its retry policy says so; the outcome says
+        how to settle `msg`."""
+        if self.instrumentation is None and id(handler) not in self._chains:
+            return self._run_plain(handler, msg, envelope, segments)
+        return self._run_attempts(handler, msg, envelope, segments, None)
+
+    async def _run_plain(
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
     ) -> Outcome:
+        """The first attempt of a handler without middleware, uninstrumented: the common
+        case, in a coroutine small enough to cost less per message (~0.15 us compiled).
+        If it fails, `_run_attempts` takes over from there."""
+        try:
+            result = await run_on(handler.plan, envelope, msg, segments)
+            if msg.headers:  # a request names where its reply goes in a header
+                await self.replier.answer(msg, handler.name, result)
+        except Exception as exc:
+            return await self._run_attempts(handler, msg, envelope, segments, exc)
+        return ACK
+
+    async def _run_attempts(
+        self,
+        handler: Handler,
+        msg: Message,
+        envelope: Envelope,
+        segments: dict[str, str],
+        failed: Exception | None,
+    ) -> Outcome:
+        """Attempts of `handler` on `msg` until one succeeds or its retry policy gives
+        up; `failed` is the error of a first attempt made already, if any."""
         chain = self._chains.get(id(handler))  # None: no middleware, no Context to build
         call = None if self.instrumentation is None else self.handler_call(handler, msg, envelope)
         attempt = 1
         while True:
-            if call is not None:
-                self.call_started(call, attempt)
-            try:
-                if chain is None:
-                    result = await run_on(handler.plan, envelope, msg, segments)
-                else:
-                    scope = Scope(envelope, msg, segments)
-                    event = scope.event(self._body[id(handler)])
-                    result = await chain(Context(event, scope, handler, attempt))
+            if failed is None:
                 if call is not None:
-                    self.call_finished(call, None)
-                if msg.headers:  # a request names where its reply goes in a header
-                    await self.replier.answer(msg, handler.name, result)
-                return ACK
-            except InvalidEvent as invalid:  # a name per clause: compiled, one name has one type
-                if call is not None:
-                    self.call_finished(call, invalid)
-                return await self.dead_letter(msg, invalid, "invalid", handler, attempt, envelope)
-            except Exception as exc:
-                if call is not None:
-                    self.call_finished(call, exc)
-                fields = _log_fields(self.source, msg, envelope, handler, attempt)
-                policy = handler.spec.retry
-                if not policy.should_retry(exc, attempt):
-                    logger.warning(
-                        "handler %s failed on %s (attempt %d): %r",
-                        handler.name,
-                        msg.topic,
-                        attempt,
-                        exc,
-                        extra=fields,
-                    )
-                    return await self.dead_letter(
-                        msg, exc, "handler_failed", handler, attempt, envelope
-                    )
-                delay = policy.delay(attempt)
-                logger.info(
-                    "handler %s failed (%r); retry %d in %.2fs",
+                    self.call_started(call, attempt)
+                try:
+                    if chain is None:
+                        result = await run_on(handler.plan, envelope, msg, segments)
+                    else:
+                        scope = Scope(envelope, msg, segments)
+                        event = scope.event(self._body[id(handler)])
+                        result = await chain(Context(event, scope, handler, attempt))
+                    if call is not None:
+                        self.call_finished(call, None)
+                    if msg.headers:  # a request names where its reply goes in a header
+                        await self.replier.answer(msg, handler.name, result)
+                    return ACK
+                except Exception as exc:
+                    if call is not None:
+                        self.call_finished(call, exc)
+                    failed = exc
+                except BaseException as stopped:  # cancelled: the listener is stopping
+                    if call is not None:
+                        self.call_finished(call, stopped)
+                    raise
+            if isinstance(failed, InvalidEvent):
+                return await self.dead_letter(msg, failed, "invalid", handler, attempt, envelope)
+            fields = _log_fields(self.source, msg, envelope, handler, attempt)
+            policy = handler.spec.retry
+            if not policy.should_retry(failed, attempt):
+                logger.warning(
+                    "handler %s failed on %s (attempt %d): %r",
                     handler.name,
-                    exc,
+                    msg.topic,
                     attempt,
-                    delay,
+                    failed,
                     extra=fields,
                 )
-                if call is not None:
-                    self.instrumentation.retry_scheduled(call, delay)  # type: ignore[union-attr]
-                await asyncio.sleep(delay)
-                attempt += 1
-            except BaseException as stopped:  # cancelled: the listener is stopping
-                if call is not None:
-                    self.call_finished(call, stopped)
-                raise
+                return await self.dead_letter(
+                    msg, failed, "handler_failed", handler, attempt, envelope
+                )
+            delay = policy.delay(attempt)
+            logger.info(
+                "handler %s failed (%r); retry %d in %.2fs",
+                handler.name,
+                failed,
+                attempt,
+                delay,
+                extra=fields,
+            )
+            if call is not None:
+                self.instrumentation.retry_scheduled(call, delay)  # type: ignore[union-attr]
+            await asyncio.sleep(delay)
+            attempt += 1
+            failed = None
 
     def handler_call(self, handler: Handler, msg: Message, envelope: Envelope) -> HandlerCall:
         """What the instrumentation hears of `handler`'s attempts on `msg`."""
