@@ -252,6 +252,34 @@ async def test_an_event_and_a_plain_dependency_are_injected_together(wire: Wire)
         ]
 
 
+async def test_keyword_only_parameters_are_passed_by_name(wire: Wire) -> None:
+    """Handlers are called by position when they can be; keyword-only parameters are
+    passed by name, with or without a per-event scope (a segment needs one)."""
+    listener, probe = EventListener(SyncAckConsumer(wire)), Probe()
+
+    @listener.handler(topic="invoices.{invoice_id}", event="paid")
+    async def without_scope(
+        event: Event[Payment], *, value: Annotated[str, Dependency(sync_function)]
+    ) -> None:
+        probe.add(("without scope", event.body.amount, value))
+
+    @listener.handler(topic="invoices.{invoice_id}", event="paid")
+    async def with_scope(
+        value: Annotated[str, Dependency(sync_function)],
+        *,
+        invoice_id: Annotated[int, TopicSegment()],
+        event: Event[Payment],
+    ) -> None:
+        probe.add(("with scope", invoice_id, event.body.amount, value))
+
+    async with running(listener):
+        await emit_paid(wire, 7)
+        assert sorted(await probe.wait_for(2, WAIT)) == [
+            ("with scope", 7, 100, "sync function"),
+            ("without scope", 100, "sync function"),
+        ]
+
+
 class Amount(BaseModel):
     amount: int
 
