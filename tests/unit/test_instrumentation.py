@@ -282,3 +282,34 @@ async def test_a_message_cut_off_by_stop_is_reported_unsettled() -> None:
         ("settled", "unsettled", "stopped"),
         ("stopped", Source("memory", "shop")),
     ]
+
+
+async def test_a_stop_while_waiting_to_retry_reports_the_attempt_once() -> None:
+    """The failed attempt was reported finished; the cut-off wait for the next one adds
+    no second report of it, only the message left unsettled."""
+    broker, recorder, tried = fresh("broker"), Recorder(), Probe()
+    listener = listener_on(broker, recorder)
+
+    @listener.handler(topic="orders.{shop}", event="ordered", retries=2, retry_interval=60)
+    async def flaky(event: Event[OrderBody]) -> None:
+        tried.add(event.body.n)
+        raise Flaky("always")
+
+    async with (
+        running(listener, stop_timeout=0.1),
+        EventEmitter.from_url(f"memory://{broker}") as emitter,
+    ):
+        await emitter.emit(Ordered(shop="acme", n=1))
+        await tried.wait_for(1, WAIT)
+        await eventually(lambda: any(call[0] == "retry" for call in recorder.calls))
+
+    retry = recorder.calls[4]
+    assert recorder.calls[2:] == [
+        ("handler_started", 1),
+        ("handler_finished", 1, "Flaky"),
+        retry,
+        ("settled", "unsettled", "stopped"),
+        ("stopped", Source("memory", "shop")),
+    ]
+    assert retry[:2] == ("retry", 1)
+    assert retry[2] > 0
