@@ -261,8 +261,8 @@ class Dispatcher:
         self, handler: Handler, msg: Message, envelope: Envelope, segments: dict[str, str]
     ) -> Outcome:
         """The first attempt of a handler without middleware, uninstrumented: the common
-        case, in a coroutine small enough to cost less per message (~0.15 us compiled).
-        If it fails, `_run_attempts` takes over from there."""
+        case, in a coroutine small enough to cost less per message (about 0.1 us on the
+        compiled build). If it fails, `_run_attempts` takes over from there."""
         try:
             result = await run_on(handler.plan, envelope, msg, segments)
             if msg.headers:  # a request names where its reply goes in a header
