@@ -134,9 +134,10 @@ class RabbitMQProducer(Producer):
         a lost connection to come back).
         """
         config = _event_config(message.config)
-        exchange = self.exchanges.get(config.exchange or self._default)
+        exchange_name = config.exchange or self._default
+        exchange = self.exchanges.get(exchange_name)
         if exchange is None:
-            exchange = await self._exchange(config.exchange)
+            exchange = await self._unknown_exchange(exchange_name)
         amqp_message, routing_key = _amqp_message(message, config), self._routing_key(message.topic)
         # All in this one coroutine: a publish in flight holds what it allocated until its
         # confirm, and with thousands in flight the garbage collector's walks over them
@@ -186,10 +187,11 @@ class RabbitMQProducer(Producer):
         if isinstance(result, DeliveredMessage):  # returned: on_return_raises is off
             raise _unroutable(exchange.name, routing_key, result)
 
-    async def _exchange(self, name: str | None) -> AbstractExchange:
+    async def _unknown_exchange(self, name: str) -> AbstractExchange:
+        """The exchange `name`, which `exchanges` does not hold yet: there once the producer
+        started, or looked up on the channel and kept."""
         if not self.exchanges:
             await self.start()
-        name = name or self._default
         if name in self.exchanges:
             return self.exchanges[name]
         if self._channel is None:
